@@ -1,0 +1,128 @@
+"""The base config every experiment config starts from, and its validation.
+
+Configs are `ml_collections.ConfigDict`s; `experiments/configs/<method>.py` override this
+base. `validate` runs when a config is read, before any data is touched, so a bad value
+stops the run with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from jejax.train.optim import OPTIMIZERS
+
+METHODS = ("simclr", "byol", "swav")
+BACKBONES = ("convnet", "resnet18", "resnet50")
+RECIPES = ("simclr", "byol")
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.method = "simclr"
+  c.seed = 0
+  c.num_devices = 0  # 0: every visible device
+  c.batch_size = 256  # global batch, split over the data axis
+  c.epochs = 10
+  c.num_steps = 0  # > 0 overrides epochs
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "fashion_mnist"
+  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
+  c.data.image_size = ml_collections.FieldReference(None, field_type=int)  # None: as stored
+
+  c.model = ml_collections.ConfigDict()
+  c.model.backbone = "convnet"
+  c.model.widths = (32, 64, 128)  # convnet only
+  c.model.convs_per_stage = 2  # convnet only
+  c.model.small_images = True  # resnets: CIFAR stem
+  c.model.projector_hidden = (512,)
+  c.model.embed_dim = 128
+  c.model.predictor_hidden = ()  # non-empty: a predictor MLP (BYOL)
+  c.model.num_prototypes = 0  # > 0: SwAV prototypes
+
+  c.augment = ml_collections.ConfigDict()
+  c.augment.recipe = "simclr"
+  # Overrides of the recipe's ViewConfig fields, applied to every view; empty: as published.
+  c.augment.overrides = ml_collections.ConfigDict()
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adamw"
+  c.optim.learning_rate = 1e-3  # peak, for a batch of `base_batch_size`
+  c.optim.base_batch_size = 256  # lr scales linearly with batch_size / base_batch_size
+  c.optim.weight_decay = 1e-5
+  c.optim.momentum = 0.9  # lars, sgd
+  c.optim.warmup_epochs = 1.0
+
+  # Method hyperparameters; each method reads its own block. Paper defaults.
+  c.simclr = ml_collections.ConfigDict({"temperature": 0.1})
+  c.byol = ml_collections.ConfigDict({"base_momentum": 0.996})
+  c.swav = ml_collections.ConfigDict({
+      "temperature": 0.1, "epsilon": 0.05, "sinkhorn_iters": 3,
+      "freeze_prototypes_epochs": 0.0})
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.every_epochs = 1.0  # kNN monitor during training; 0 disables
+  c.eval.monitor_train_examples = 10000  # kNN bank size for the monitor (final: all)
+  c.eval.knn_k = 20
+  c.eval.knn_temperature = 0.07
+  c.eval.probe_epochs = 100
+  c.eval.probe_learning_rate = 1e-3
+  c.eval.probe_random_init = True  # also probe the encoder at initialisation
+  c.eval.batch_size = 1000
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.every_steps = 500
+  c.checkpoint.keep = 2
+
+  c.log_every_steps = 20
+  c.progress_bar = True
+  return c
+
+
+def _require(ok: bool, field: str, value, why: str) -> None:
+  if not ok:
+    raise ValueError(f"config.{field}={value!r}: {why}")
+
+
+def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Checks every value training depends on; returns the config unchanged."""
+  _require(c.method in METHODS, "method", c.method, f"unknown method; known: {METHODS}")
+  _require(c.batch_size > 0, "batch_size", c.batch_size, "must be positive")
+  _require(c.epochs > 0 or c.num_steps > 0, "epochs", c.epochs,
+           "epochs or num_steps must be positive")
+  _require(c.num_devices >= 0, "num_devices", c.num_devices, "must be >= 0")
+  _require(c.model.backbone in BACKBONES, "model.backbone", c.model.backbone,
+           f"unknown backbone; known: {BACKBONES}")
+  _require(c.model.embed_dim > 0, "model.embed_dim", c.model.embed_dim, "must be positive")
+  _require(c.augment.recipe in RECIPES, "augment.recipe", c.augment.recipe,
+           f"unknown view recipe; known: {RECIPES}")
+  _require(c.optim.name in OPTIMIZERS, "optim.name", c.optim.name,
+           f"unknown optimizer; known: {OPTIMIZERS}")
+  _require(c.optim.learning_rate > 0, "optim.learning_rate", c.optim.learning_rate,
+           "must be positive")
+  _require(c.optim.weight_decay >= 0, "optim.weight_decay", c.optim.weight_decay,
+           "must be >= 0")
+  _require(c.optim.warmup_epochs >= 0, "optim.warmup_epochs", c.optim.warmup_epochs,
+           "must be >= 0")
+  _require(c.simclr.temperature > 0, "simclr.temperature", c.simclr.temperature,
+           "a temperature must be positive")
+  _require(0.0 <= c.byol.base_momentum <= 1.0, "byol.base_momentum", c.byol.base_momentum,
+           "an EMA momentum must lie in [0, 1]")
+  _require(c.swav.temperature > 0, "swav.temperature", c.swav.temperature,
+           "a temperature must be positive")
+  _require(c.swav.epsilon > 0, "swav.epsilon", c.swav.epsilon, "must be positive")
+  _require(c.swav.sinkhorn_iters >= 1, "swav.sinkhorn_iters", c.swav.sinkhorn_iters,
+           "must be >= 1")
+  if c.method == "byol":
+    _require(len(c.model.predictor_hidden) > 0, "model.predictor_hidden",
+             c.model.predictor_hidden, "BYOL needs a predictor")
+  if c.method == "swav":
+    _require(c.model.num_prototypes > 0, "model.num_prototypes", c.model.num_prototypes,
+             "SwAV needs prototypes")
+  _require(c.eval.knn_k > 0, "eval.knn_k", c.eval.knn_k, "must be positive")
+  _require(c.eval.knn_temperature > 0, "eval.knn_temperature", c.eval.knn_temperature,
+           "must be positive")
+  _require(c.checkpoint.every_steps > 0, "checkpoint.every_steps", c.checkpoint.every_steps,
+           "must be positive")
+  _require(c.checkpoint.keep > 0, "checkpoint.keep", c.checkpoint.keep, "must be positive")
+  return c

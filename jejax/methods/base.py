@@ -1,0 +1,56 @@
+"""What a method is: a few pure functions that plug into the generic train step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jejax.train.state import PyTree, TrainState
+
+Outputs = list[dict[str, jax.Array]]  # per view: the SSLModel output dict
+
+
+class Method:
+  """The base of every SSL method; subclasses are frozen dataclasses of hyperparameters.
+
+  The generic step (`jejax.train.step.train_step`) runs the online network on every view,
+  the target network too when `needs_target`, and calls:
+
+    init(params)                -> (target_params, method_state) at the start of training;
+    prepare_params(params, step) -> the params the loss differentiates (e.g. frozen parts);
+    loss(online, target, state) -> (scalar loss, metrics dict, aux) inside `value_and_grad`;
+    update(state, aux)          -> state after the optimizer step: EMA targets, queues,
+                                   centers, prototype normalisation.
+
+  All of them are pure and traced inside the one jitted step.
+  """
+  needs_target: bool = False
+
+  def init(self, params: PyTree) -> tuple[PyTree, PyTree]:
+    return {}, {}
+
+  def prepare_params(self, params: PyTree, step: jax.Array) -> PyTree:
+    return params
+
+  def loss(self, online: Outputs, target: Outputs | None,
+           state: TrainState) -> tuple[jax.Array, dict[str, jax.Array], Any]:
+    raise NotImplementedError
+
+  def update(self, state: TrainState, aux: Any) -> TrainState:
+    return state
+
+
+def cosine_ema_momentum(step: jax.Array, total_steps: int, base: float) -> jax.Array:
+  """BYOL's target decay (Grill et al. 2020, sec. 3.2): 1 - (1 - base)(cos(pi k/K) + 1)/2.
+
+  Rises from `base` at step 0 to 1 at `total_steps`.
+  """
+  progress = jnp.minimum(step / max(total_steps, 1), 1.0)
+  return 1.0 - (1.0 - base) * (jnp.cos(jnp.pi * progress) + 1.0) / 2.0
+
+
+def ema(target: PyTree, online: PyTree, momentum: jax.Array) -> PyTree:
+  """target <- momentum * target + (1 - momentum) * online."""
+  return jax.tree.map(lambda t, o: momentum * t + (1.0 - momentum) * o, target, online)

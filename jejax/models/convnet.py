@@ -1,0 +1,31 @@
+"""A small ConvNet sized for CPU runs on 28-32 px images."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+
+
+class ConvNet(nn.Module):
+  """Conv-BN-ReLU stages, each halving the resolution, then global average pooling.
+
+  Attributes:
+    widths: channels of each stage; stage i >= 1 starts with a stride-2 conv.
+    convs_per_stage: 3x3 convolutions per stage.
+
+  Input (B, H, W, C) float in [0, 1]; output (B, widths[-1]) features.
+  """
+  widths: Sequence[int] = (32, 64, 128)
+  convs_per_stage: int = 2
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    for stage, width in enumerate(self.widths):
+      for i in range(self.convs_per_stage):
+        stride = 2 if (stage > 0 and i == 0) else 1
+        x = nn.Conv(width, (3, 3), strides=stride, use_bias=False)(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+        x = nn.relu(x)
+    return x.mean(axis=(1, 2))  # (B, h, w, C) -> (B, C)

@@ -1,0 +1,27 @@
+"""The train state: one pytree holding everything training needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+
+PyTree = Any
+
+
+@flax.struct.dataclass
+class TrainState:
+  """step, params, batch stats, target params, optimizer state, method state.
+
+  `target_params` is an empty dict for methods without a target network, and
+  `method_state` an empty dict for methods without extra state, so every method
+  checkpoints and shards the same structure. The RNG is not stored: the step folds the
+  run's base key with `step`, so a restored state continues with the same randomness.
+  """
+  step: jax.Array
+  params: PyTree
+  batch_stats: PyTree
+  target_params: PyTree
+  opt_state: PyTree
+  method_state: PyTree
