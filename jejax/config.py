@@ -22,7 +22,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.seed = 0
   c.num_devices = 0  # 0: every visible device
   c.batch_size = 256  # global batch, split over the data axis
-  c.epochs = 10
+  c.epochs = 10.0  # may be fractional
   c.num_steps = 0  # > 0 overrides epochs
 
   c.data = ml_collections.ConfigDict()
@@ -32,8 +32,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.backbone = "convnet"
-  c.model.widths = (32, 64, 128)  # convnet only
-  c.model.convs_per_stage = 2  # convnet only
+  c.model.widths = (32, 64, 128, 256)  # convnet only
+  c.model.convs_per_stage = 1  # convnet only
   c.model.small_images = True  # resnets: CIFAR stem
   c.model.projector_hidden = (512,)
   c.model.embed_dim = 128

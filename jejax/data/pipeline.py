@@ -92,14 +92,16 @@ def _pad_to(x: np.ndarray, size: int) -> np.ndarray:
   return np.concatenate([x, np.zeros((size - len(x),) + x.shape[1:], x.dtype)])
 
 
-def eval_batches(source: Source, batch_size: int) -> Iterator[Batch]:
-  """Every example of `source` once, in order, in batches of exactly `batch_size`.
+def eval_batches(source: Source, batch_size: int, *, limit: int | None = None
+                 ) -> Iterator[Batch]:
+  """Every example of `source` (its first `limit`) once, in order, in batches of exactly
+  `batch_size`.
 
   The last batch is zero-padded to full size so a jitted eval step compiles once; its
   `mask` (b,) bool is False on the padding, and metrics must be weighted by it.
   Yields image (b, h, w, c) uint8, label (b,) int32, mask (b,) bool.
   """
-  num_examples = len(source)
+  num_examples = len(source) if limit is None else min(limit, len(source))
   for start in range(0, num_examples, batch_size):
     indices = np.arange(start, min(start + batch_size, num_examples))
     batch = {k: _pad_to(v, batch_size) for k, v in source.get_batch(indices).items()}

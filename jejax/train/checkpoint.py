@@ -19,10 +19,12 @@ def checkpoint_manager(directory: str | os.PathLike, *, every_steps: int,
 
 
 def save(manager: ocp.CheckpointManager, state: TrainState, *, force: bool = False) -> None:
+  """Saves on multiples of the manager's interval, or now when `force` (end of a run,
+  interruption); a step already on disk is not written twice."""
   step = int(jax.device_get(state.step))
-  if force and step in manager.all_steps():
-    return
-  manager.save(step, args=ocp.args.StandardSave(state), force=force)
+  due = step % manager._options.save_interval_steps == 0  # orbax also saves a first step
+  if (force or due) and step not in manager.all_steps():
+    manager.save(step, args=ocp.args.StandardSave(state), force=True)
 
 
 def restore_latest(manager: ocp.CheckpointManager, template: TrainState) -> TrainState | None:

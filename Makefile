@@ -1,0 +1,43 @@
+# jejax: `make run` trains and evaluates the default method; `make test` runs the tests.
+# Both create the virtual environment and obtain Fashion-MNIST first.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CONFIG ?= experiments/configs/simclr.py
+WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
+ARGS ?=
+
+.PHONY: setup data run test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# Offline Fashion-MNIST: Debian's package where apt-get exists; otherwise TFDS downloads
+# and prepares it (that step needs TensorFlow, the `prepare` extra).
+data: setup
+	@if $(PY) -m jejax.data.check fashion_mnist; then :; \
+	elif command -v apt-get >/dev/null; then \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+	  $(PY) -m pip install -q -e '.[prepare]' && \
+	  $(PY) -c "import tensorflow_datasets as tfds; tfds.builder('fashion_mnist', file_format='array_record').download_and_prepare()"; \
+	fi
+
+run: data
+	$(PY) -m jejax.main --config $(CONFIG) --workdir $(WORKDIR) $(ARGS)
+
+test: data
+	$(PY) -m pytest -q -n 2 tests
+
+bench: data
+	$(PY) experiments/bench.py
+
+clean:
+	rm -rf runs bench_results .pytest_cache

@@ -1,0 +1,40 @@
+"""Frozen-encoder features of a whole split."""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from jejax import parallel
+from jejax.data import eval_batches, to_global_array
+from jejax.data.sources import Source
+from jejax.train.state import PyTree
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _encode(model: nn.Module, variables: PyTree, images: jax.Array) -> jax.Array:
+  x = images.astype(jnp.float32) / 255.0
+  return model.apply(variables, x, method="encode")
+
+
+def extract_features(model: nn.Module, variables: PyTree, source: Source, mesh: Mesh, *,
+                     batch_size: int = 1000, limit: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+  """Backbone features (N, F) and labels (N,) of `source` (its first `limit` examples).
+
+  `variables` is {'params': ..., 'batch_stats': ...}; BatchNorm runs in inference mode.
+  Batches are sharded over the mesh like training batches.
+  """
+  parallel.check_batch_divisible(batch_size, mesh)
+  sharding = parallel.data_sharding(mesh)
+  features, labels = [], []
+  for batch in eval_batches(source, batch_size, limit=limit):
+    images = to_global_array(batch["image"], sharding)
+    features.append(np.asarray(_encode(model, variables, images))[batch["mask"]])
+    labels.append(batch["label"][batch["mask"]])
+  return np.concatenate(features), np.concatenate(labels)

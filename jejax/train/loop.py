@@ -1,0 +1,224 @@
+"""The training loop: data, state, the jitted step, checkpoints, evaluation, outputs.
+
+`train_and_evaluate(config, workdir)` is the whole main job as an importable function;
+`jejax.main` only parses flags and calls it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from tqdm.auto import tqdm
+
+from jejax import config as config_lib
+from jejax import data, parallel
+from jejax.eval import diagnostics, plots
+from jejax.eval.features import extract_features
+from jejax.eval.knn import knn_accuracy
+from jejax.eval.linear_probe import linear_probe
+from jejax.train import build, checkpoint
+from jejax.train.step import init_state, make_step
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def _schedule_lengths(c: ml_collections.ConfigDict, num_examples: int) -> tuple[int, int]:
+  steps_per_epoch = data.steps_per_epoch(num_examples, c.batch_size)
+  total_steps = c.num_steps if c.num_steps > 0 else round(c.epochs * steps_per_epoch)
+  return steps_per_epoch, total_steps
+
+
+def _read_records(path: Path, up_to_step: int) -> list[dict]:
+  """Records logged up to `up_to_step`: a resumed run drops what the interrupted run
+  logged after its last checkpoint, since those steps are run again."""
+  if not path.exists():
+    return []
+  records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+  return [r for r in records if r["step"] <= up_to_step]
+
+
+def _write_records(path: Path, records: list[dict]) -> None:
+  path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+class Run:
+  """Everything one run is made of, built from a validated config."""
+
+  def __init__(self, c: ml_collections.ConfigDict, workdir: str | os.PathLike):
+    self.config = c
+    self.workdir = Path(workdir)
+    self.train_source = data.get_source(c.data.name, "train", data_dir=c.data.data_dir,
+                                        image_size=c.data.image_size)
+    self.test_source = data.get_source(c.data.name, "test", data_dir=c.data.data_dir,
+                                       image_size=c.data.image_size)
+    self.image_shape = self.train_source.image_shape
+    data.validate_image_shape(self.test_source.image_shape, self.image_shape)
+    self.mesh = parallel.make_mesh(c.num_devices or None)
+    parallel.check_batch_divisible(c.batch_size, self.mesh)
+    self.steps_per_epoch, self.total_steps = _schedule_lengths(c, len(self.train_source))
+    self.model = build.build_model(c)
+    self.method = build.build_method(c, self.total_steps, self.steps_per_epoch)
+    self.optimizer, self.schedule = build.build_optimizer(c, self.total_steps,
+                                                          self.steps_per_epoch)
+    self.recipes = build.build_views(c, self.image_shape[0])
+    init_rng, self.step_rng = jax.random.split(jax.random.key(c.seed))
+    # On the host: the step donates the device copy, and the random-init baseline of the
+    # final evaluation needs these values again.
+    self.initial_state = jax.device_get(init_state(self.model, self.method, self.optimizer,
+                                                   init_rng, self.image_shape))
+    self.step_fn = make_step(self.mesh, model=self.model, method=self.method,
+                             optimizer=self.optimizer, recipes=self.recipes)
+
+  def features(self, state, source, limit=None):
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    return extract_features(self.model, variables, source, self.mesh,
+                            batch_size=self.config.eval.batch_size, limit=limit)
+
+  def knn(self, state, train_limit=None) -> float:
+    e = self.config.eval
+    train_x, train_y = self.features(state, self.train_source, limit=train_limit)
+    test_x, test_y = self.features(state, self.test_source)
+    return knn_accuracy(train_x, train_y, test_x, test_y, k=e.knn_k,
+                        temperature=e.knn_temperature,
+                        num_classes=self.train_source.num_classes)
+
+
+def train(c: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
+          stop_at_step: int | None = None) -> tuple[Run, Any, list[dict]]:
+  """Trains (resuming from the latest checkpoint in `workdir`) up to the run's length,
+  or up to `stop_at_step`, saving a checkpoint there. Returns the run, the final state and
+  the metric records. An interruption (Ctrl-C, SIGTERM via KeyboardInterrupt) saves the
+  state reached before it is re-raised, so nothing is lost."""
+  config_lib.validate(c)
+  run = Run(c, workdir)
+  run.workdir.mkdir(parents=True, exist_ok=True)
+  (run.workdir / "config.json").write_text(c.to_json_best_effort(indent=2) + "\n")
+
+  manager = checkpoint.checkpoint_manager(run.workdir / "checkpoints",
+                                          every_steps=c.checkpoint.every_steps,
+                                          keep=c.checkpoint.keep)
+  state = parallel.replicate(run.initial_state, run.mesh)
+  restored = checkpoint.restore_latest(manager, state)
+  state = restored if restored is not None else state
+  start = int(state.step)
+  end = run.total_steps if stop_at_step is None else min(stop_at_step, run.total_steps)
+  metrics_path = run.workdir / METRICS_FILE
+  records = _read_records(metrics_path, start)
+  _write_records(metrics_path, records)
+  if restored is not None:
+    print(f"resumed from step {start} in {run.workdir / 'checkpoints'}")
+
+  eval_every = round(c.eval.every_epochs * run.steps_per_epoch) if c.eval.every_epochs else 0
+  batches = data.prefetch_to_device(
+      data.train_batches(run.train_source, c.batch_size, seed=c.seed, start_step=start,
+                         num_steps=end - start),
+      parallel.data_sharding(run.mesh))
+  progress = tqdm(total=end, initial=start, desc=f"{c.method} train", unit="step",
+                  disable=not c.progress_bar, dynamic_ncols=True)
+  window_start, window_steps = time.perf_counter(), 0
+  try:
+    with open(metrics_path, "a") as log:
+      for step in range(start + 1, end + 1):
+        state, metrics = run.step_fn(state, next(batches), run.step_rng)
+        window_steps += 1
+        progress.update(1)
+        record = None
+        if step % c.log_every_steps == 0 or step == end:
+          metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
+          elapsed = time.perf_counter() - window_start
+          record = {"step": step, "epoch": step / run.steps_per_epoch, **metrics,
+                    "learning_rate": float(run.schedule(step - 1)),
+                    "images_per_second": window_steps * c.batch_size / elapsed}
+          window_start, window_steps = time.perf_counter(), 0
+          progress.set_postfix(loss=f"{metrics['loss']:.4f}",
+                               img_s=f"{record['images_per_second']:.0f}")
+        if eval_every and (step % eval_every == 0 or step == end):
+          record = record or {"step": step, "epoch": step / run.steps_per_epoch}
+          record["knn_accuracy"] = run.knn(state, c.eval.monitor_train_examples)
+          progress.write(f"step {step}: kNN accuracy {record['knn_accuracy']:.4f} "
+                         f"({c.eval.monitor_train_examples} train examples as the bank)")
+          window_start, window_steps = time.perf_counter(), 0  # eval time is not training
+        if record is not None:
+          records.append(record)
+          log.write(json.dumps(record) + "\n")
+          log.flush()
+        checkpoint.save(manager, state)
+  except KeyboardInterrupt:
+    checkpoint.save(manager, state, force=True)
+    manager.wait_until_finished()
+    print(f"\ninterrupted: saved step {int(state.step)} in {run.workdir / 'checkpoints'}")
+    raise
+  finally:
+    progress.close()
+  checkpoint.save(manager, state, force=True)
+  manager.wait_until_finished()
+  return run, state, records
+
+
+def evaluate(run: Run, state) -> dict[str, float]:
+  """Final evaluation on the full splits: weighted kNN, linear probe, collapse metrics;
+  and the linear probe of the same encoder at its random initialisation."""
+  e = run.config.eval
+  num_classes = run.train_source.num_classes
+  train_x, train_y = run.features(state, run.train_source)
+  test_x, test_y = run.features(state, run.test_source)
+  probe_kwargs = dict(num_classes=num_classes, epochs=e.probe_epochs,
+                      learning_rate=e.probe_learning_rate, seed=run.config.seed)
+  results = {
+      "knn_accuracy": knn_accuracy(train_x, train_y, test_x, test_y, k=e.knn_k,
+                                   temperature=e.knn_temperature, num_classes=num_classes),
+      "linear_probe_accuracy": linear_probe(train_x, train_y, test_x, test_y,
+                                            **probe_kwargs)["test_accuracy"],
+      "effective_rank": float(diagnostics.effective_rank(test_x)),
+      "embedding_std": float(diagnostics.embedding_std(test_x)),
+      "feature_dim": int(test_x.shape[1]),
+  }
+  if e.probe_random_init:
+    init = parallel.replicate(run.initial_state, run.mesh)
+    init_train_x, _ = run.features(init, run.train_source)
+    init_test_x, _ = run.features(init, run.test_source)
+    results["random_init_linear_probe_accuracy"] = linear_probe(
+        init_train_x, train_y, init_test_x, test_y, **probe_kwargs)["test_accuracy"]
+    results["random_init_effective_rank"] = float(diagnostics.effective_rank(init_test_x))
+  class_names = (data.FASHION_MNIST_CLASSES if run.config.data.name == "fashion_mnist"
+                 else [str(i) for i in range(num_classes)])
+  plots.plot_embedding_2d(test_x, test_y, class_names, run.workdir / "embeddings_2d.png",
+                          title=f"{run.config.method}: test features (PCA)")
+  return results
+
+
+def format_summary(config: ml_collections.ConfigDict, results: dict[str, Any]) -> str:
+  """A two-column table of the run's headline numbers."""
+  rows = [("method", config.method), ("dataset", config.data.name),
+          ("backbone", config.model.backbone)] + [(k, results[k]) for k in results]
+  width = max(len(k) for k, _ in rows)
+  lines = [f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}"
+           for k, v in rows]
+  rule = "-" * max(len(line) for line in lines)
+  return "\n".join([rule, *lines, rule])
+
+
+def train_and_evaluate(c: ml_collections.ConfigDict, workdir: str | os.PathLike
+                       ) -> dict[str, Any]:
+  """The main job: train, evaluate, plot, summarise. Returns the summary dict."""
+  start = time.perf_counter()
+  run, state, records = train(c, workdir)
+  train_images_per_second = [r["images_per_second"] for r in records if "images_per_second" in r]
+  results = evaluate(run, state)
+  results["steps"] = int(state.step)
+  results["train_images_per_second"] = float(np.median(train_images_per_second)) \
+      if train_images_per_second else float("nan")
+  results["wall_seconds"] = time.perf_counter() - start
+  plots.plot_training(records, run.workdir / "training.png")
+  (run.workdir / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+  print(format_summary(c, results))
+  print(f"outputs in {run.workdir}: config.json, {METRICS_FILE}, summary.json, "
+        "training.png, embeddings_2d.png, checkpoints/")
+  return results

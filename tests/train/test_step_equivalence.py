@@ -1,0 +1,75 @@
+"""The one train step gives the same loss and update on 1 and on 8 devices."""
+
+import jax
+import numpy as np
+import pytest
+
+from jejax import parallel
+from jejax.config import base_config
+from jejax.data import to_global_array
+from jejax.train import build
+from jejax.train.step import init_state, make_step
+
+IMAGE_SHAPE = (16, 16, 1)
+BATCH = 16  # 2 examples per device on 8 devices
+STEPS = 2
+
+
+def tiny_config(method: str):
+  c = base_config()
+  c.method = method
+  c.batch_size = BATCH
+  c.model.widths = (8, 16)
+  c.model.projector_hidden = (32,)
+  c.model.embed_dim = 16
+  if method == "byol":
+    c.augment.recipe = "byol"
+    c.model.predictor_hidden = (32,)
+    c.byol.base_momentum = 0.9  # a visible EMA move in two steps
+  if method == "swav":
+    c.model.num_prototypes = 12
+    c.swav.epsilon = 0.5  # soft codes so that the loss is far from saturated
+  c.optim.name = "lars"
+  c.optim.learning_rate = 0.5
+  c.optim.warmup_epochs = 0.0  # the first step already moves the params
+  return c
+
+
+def run_steps(c, num_devices: int, images: np.ndarray):
+  mesh = parallel.make_mesh(num_devices)
+  model = build.build_model(c)
+  method = build.build_method(c, total_steps=10, steps_per_epoch=5)
+  optimizer, _ = build.build_optimizer(c, total_steps=10, steps_per_epoch=5)
+  recipes = build.build_views(c, IMAGE_SHAPE[0])
+  state = jax.device_get(init_state(model, method, optimizer, jax.random.key(0), IMAGE_SHAPE))
+  initial_params = state.params
+  state = parallel.replicate(state, mesh)
+  step = make_step(mesh, model=model, method=method, optimizer=optimizer, recipes=recipes)
+  losses = []
+  for i in range(STEPS):
+    batch = to_global_array({"image": images[i]}, parallel.data_sharding(mesh))
+    assert len(batch["image"].sharding.device_set) == num_devices
+    state, metrics = step(state, batch, jax.random.key(1))
+    losses.append(float(metrics["loss"]))
+  return initial_params, jax.device_get(state), losses
+
+
+@pytest.mark.parametrize("method", ["simclr", "byol", "swav"])
+def test_one_and_eight_devices_agree(method):
+  images = np.random.default_rng(0).integers(0, 256, (STEPS, BATCH, *IMAGE_SHAPE), np.uint8)
+  c = tiny_config(method)
+  initial, state1, losses1 = run_steps(c, 1, images)
+  _, state8, losses8 = run_steps(c, 8, images)
+
+  np.testing.assert_allclose(losses8, losses1, rtol=1e-5)
+  # The update is real: the params moved by much more than the tolerance.
+  moved = max(float(np.max(np.abs(a - b))) for a, b in
+              zip(jax.tree.leaves(state1.params), jax.tree.leaves(initial)))
+  assert moved > 1e-3
+  for name in ("params", "batch_stats", "target_params", "opt_state", "method_state"):
+    leaves1 = jax.tree.leaves(getattr(state1, name))
+    leaves8 = jax.tree.leaves(getattr(state8, name))
+    assert len(leaves1) == len(leaves8)
+    for a, b in zip(leaves1, leaves8):
+      np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=name)
+  assert int(state8.step) == STEPS
