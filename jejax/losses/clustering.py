@@ -31,12 +31,14 @@ def sinkhorn_knopp(scores: ArrayLike, *, epsilon: float = 0.05,
   b, k = s.shape
   log_q = s / epsilon
   log_q = log_q - jax.nn.logsumexp(log_q)  # Q / sum(Q)
-  for _ in range(num_iters):
+
+  def normalize(_, log_q):
     # Every prototype gets total mass 1/K ...
     log_q = log_q - jax.nn.logsumexp(log_q, axis=0, keepdims=True) - jnp.log(k)
     # ... and every sample 1/B.
-    log_q = log_q - jax.nn.logsumexp(log_q, axis=1, keepdims=True) - jnp.log(b)
-  return jnp.exp(log_q) * b
+    return log_q - jax.nn.logsumexp(log_q, axis=1, keepdims=True) - jnp.log(b)
+
+  return jnp.exp(jax.lax.fori_loop(0, num_iters, normalize, log_q)) * b
 
 
 def swav_loss(scores: Sequence[ArrayLike], *, temperature: float = 0.1,
