@@ -14,6 +14,11 @@ from jejax.train.optim import OPTIMIZERS
 METHODS = ("simclr", "byol", "swav")
 BACKBONES = ("convnet", "resnet18", "resnet50")
 RECIPES = ("simclr", "byol")
+# ViewConfig fields a config may override, with their types.
+AUGMENT_FIELDS = {"crop_scale": tuple, "crop_ratio": tuple, "flip_prob": float,
+                  "brightness": float, "contrast": float, "saturation": float, "hue": float,
+                  "jitter_prob": float, "grayscale_prob": float, "blur_prob": float,
+                  "blur_sigma": tuple, "solarize_prob": float}
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -42,8 +47,10 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.augment = ml_collections.ConfigDict()
   c.augment.recipe = "simclr"
-  # Overrides of the recipe's ViewConfig fields, applied to every view; empty: as published.
-  c.augment.overrides = ml_collections.ConfigDict()
+  # Overrides of the recipe's ViewConfig fields (jejax.augment.ViewConfig), applied to
+  # every view; None keeps the published value.
+  for field, field_type in AUGMENT_FIELDS.items():
+    c.augment[field] = ml_collections.FieldReference(None, field_type=field_type)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamw"

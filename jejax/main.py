@@ -2,9 +2,13 @@
 
   python -m jejax.main --config experiments/configs/simclr.py --config.epochs=5 \
       --workdir runs/simclr
+
+Running it again with the same --workdir resumes from the latest checkpoint there.
 """
 
-from absl import app, flags
+import signal
+
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jejax.train.loop import train_and_evaluate
@@ -16,9 +20,16 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/default", "Run directory (resume
                                "holds checkpoints).")
 
 
-def main(argv=None) -> None:
-  if argv is not None and len(argv) > 1:
+def _interrupt(signum, frame):
+  # A scheduler's SIGTERM takes the same path as Ctrl-C: the loop saves, then exits.
+  raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  signal.signal(signal.SIGTERM, _interrupt)
   train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

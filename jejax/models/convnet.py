@@ -17,8 +17,8 @@ class ConvNet(nn.Module):
 
   Input (B, H, W, C) float in [0, 1]; output (B, widths[-1]) features.
   """
-  widths: Sequence[int] = (32, 64, 128)
-  convs_per_stage: int = 2
+  widths: Sequence[int] = (32, 64, 128, 256)
+  convs_per_stage: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:

@@ -8,6 +8,7 @@ import ml_collections
 import optax
 
 from jejax import augment, methods, models
+from jejax.config import AUGMENT_FIELDS
 from jejax.train import optim
 
 
@@ -47,12 +48,8 @@ def build_optimizer(c: ml_collections.ConfigDict, total_steps: int,
 
 
 def build_views(c: ml_collections.ConfigDict, image_size: int) -> tuple[augment.ViewConfig, ...]:
+  """The recipe's views at `image_size`, with the config's non-None overrides applied."""
   recipe = {"simclr": augment.simclr_views, "byol": augment.byol_views}[c.augment.recipe]
-  overrides = c.augment.overrides.to_dict()
-  for key, value in overrides.items():
-    if isinstance(value, list):
-      overrides[key] = tuple(value)
-  try:
-    return tuple(dataclasses.replace(v, **overrides) for v in recipe(image_size))
-  except TypeError as e:  # an unknown field name
-    raise ValueError(f"config.augment.overrides: {e}") from None
+  overrides = {field: tuple(v) if isinstance(v, (list, tuple)) else v
+               for field in AUGMENT_FIELDS if (v := c.augment[field]) is not None}
+  return tuple(dataclasses.replace(v, **overrides) for v in recipe(image_size))
