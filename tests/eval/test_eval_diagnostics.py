@@ -77,3 +77,12 @@ def test_embedding_std_matches_float64_reference():
   z_hat = z / np.linalg.norm(z, axis=1, keepdims=True)
   expected = np.mean(np.std(z_hat, axis=0))  # ddof=0, as SimSiam's monitor
   np.testing.assert_allclose(embedding_std(z.astype(np.float32)), expected, rtol=1e-5)
+
+
+def test_singular_values_match_float64_svd():
+  rng = np.random.default_rng(3)
+  for shape in [(40, 7), (5, 9)]:  # tall (Z^T Z) and wide (Z Z^T)
+    z = rng.normal(size=shape)
+    reference = np.linalg.svd(z, compute_uv=False)  # float64, descending
+    np.testing.assert_allclose(jax.jit(diagnostics.singular_values)(z.astype(np.float32)),
+                               reference[:min(shape)], rtol=1e-4)
