@@ -258,6 +258,15 @@ def rgb_to_grayscale(image: ArrayLike) -> jax.Array:
   return _clip01(luma[..., None])
 
 
+def _wrap(x: jax.Array, period: float) -> jax.Array:
+  """x modulo `period`, in [0, period].
+
+  Written with floor because XLA:CPU lowers a float remainder (`jnp.mod`) to a scalar
+  `fmodf` call per element, which made the HSV round trip 4x slower.
+  """
+  return x - period * jnp.floor(x / period)
+
+
 def rgb_to_hsv(image: ArrayLike) -> jax.Array:
   """RGB to HSV, every component in [0, 1] (hue in turns).
 
@@ -268,7 +277,7 @@ def rgb_to_hsv(image: ArrayLike) -> jax.Array:
     image: float32 (..., 3) RGB in [0, 1].
 
   Returns:
-    float32 (..., 3): hue in [0, 1), saturation, value.
+    float32 (..., 3): hue, saturation, value.
   """
   image = jnp.asarray(image, jnp.float32)
   red, green, blue = image[..., 0], image[..., 1], image[..., 2]
@@ -302,15 +311,6 @@ def hsv_to_rgb(image: ArrayLike) -> jax.Array:
   hue, saturation, value = image[..., 0:1], image[..., 1:2], image[..., 2:3]
   k = _wrap(jnp.asarray([5.0, 3.0, 1.0]) + 6.0 * hue, 6.0)
   return _clip01(value - value * saturation * jnp.clip(jnp.minimum(k, 4.0 - k), 0.0, 1.0))
-
-
-def _wrap(x: jax.Array, period: float) -> jax.Array:
-  """x modulo `period`, in [0, period].
-
-  Written with floor because XLA:CPU lowers a float remainder (`jnp.mod`) to a scalar
-  `fmodf` call per element, which made the HSV round trip 4x slower.
-  """
-  return x - period * jnp.floor(x / period)
 
 
 def _blend(image: jax.Array, other: jax.Array, factor: ArrayLike) -> jax.Array:
@@ -417,9 +417,15 @@ def color_jitter_from_uniforms(
     return image
   adjustments = [candidates[i][1] for i in enabled]
   order = jnp.argsort(uniforms[5:9][jnp.asarray(enabled)])
+  # Step s applies adjustment k where order[s] == k, as selects. Under vmap a `lax.switch`
+  # on the per-image order becomes selects over every branch anyway, and with jax 0.10.2
+  # XLA:CPU miscompiled that vmapped switch at batch sizes below 8 (whole images wrong,
+  # fine at optimisation level 0); this form is checked against per-image results in
+  # tests/augment.
   jittered = image
   for step in range(len(adjustments)):
-    jittered = lax.switch(order[step], adjustments, jittered)
+    for k, adjust in enumerate(adjustments):
+      jittered = jnp.where(order[step] == k, adjust(jittered), jittered)
   return _maybe(uniforms[0], prob, jittered, image)
 
 
@@ -436,8 +442,8 @@ def color_jitter(
   """torchvision `ColorJitter` applied with probability `prob`, as in SimCLR and BYOL.
 
   Brightness, contrast and saturation factors are drawn from U[max(0, 1 - s), 1 + s] and
-  the hue shift from U[-hue, hue]; the adjustments run in a random order per image (each
-  step a `lax.switch`), clipping to [0, 1] after each. Adjustments of strength 0, and
+  the hue shift from U[-hue, hue]; the adjustments run in a random order per image (a
+  uniform random permutation), clipping to [0, 1] after each. Adjustments of strength 0, and
   saturation and hue for C = 1, are left out at trace time, so all-zero strengths give
   the image back exactly.
 
