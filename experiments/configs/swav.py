@@ -2,8 +2,10 @@
 
   python -m jejax.main --config experiments/configs/swav.py --workdir runs/swav
 
-Deviation from the paper: 100 prototypes instead of 3000 (10 classes, batches of 256) and
-the prototypes frozen for a fifth of an epoch instead of the first epoch (the run is short).
+Sinkhorn-Knopp with the paper's epsilon 0.05 and 3 iterations, temperature 0.1.
+Deviations: 100 prototypes instead of 3000 (10 classes, batches of 256); prototypes frozen
+for a fifth of an epoch instead of the first epoch (the run is 4 epochs); two 28 px views
+with SimCLR's CIFAR-style augmentation (see simclr.py), no multi-crop.
 """
 
 from jejax.config import base_config
@@ -14,4 +16,8 @@ def get_config():
   c.method = "swav"
   c.model.num_prototypes = 100
   c.swav.freeze_prototypes_epochs = 0.2
+  c.augment.crop_scale = (0.3, 1.0)
+  c.augment.brightness = 0.4
+  c.augment.contrast = 0.4
+  c.augment.blur_prob = 0.0
   return c

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,8 @@ def train(c: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
                          num_steps=end - start),
       parallel.data_sharding(run.mesh))
   progress = tqdm(total=end, initial=start, desc=f"{c.method} train", unit="step",
-                  disable=not c.progress_bar, dynamic_ncols=True)
+                  disable=not c.progress_bar, dynamic_ncols=True,
+                  mininterval=0.1 if sys.stderr.isatty() else 30.0)  # log files: rarely
   window_start, window_steps = time.perf_counter(), 0
   try:
     with open(metrics_path, "a") as log:
@@ -151,9 +153,13 @@ def train(c: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
           log.flush()
         checkpoint.save(manager, state)
   except KeyboardInterrupt:
-    checkpoint.save(manager, state, force=True)
+    # An interrupt that lands while a step is being dispatched finds `state` donated to
+    # that step; the latest periodic checkpoint is then what survives.
+    if not any(leaf.is_deleted() for leaf in jax.tree.leaves(state)):
+      checkpoint.save(manager, state, force=True)
     manager.wait_until_finished()
-    print(f"\ninterrupted: saved step {int(state.step)} in {run.workdir / 'checkpoints'}")
+    print(f"\ninterrupted: latest checkpoint is step {manager.latest_step()} in "
+          f"{run.workdir / 'checkpoints'}")
     raise
   finally:
     progress.close()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jejax.config import base_config
-from jejax.train import loop
+from jejax.train import checkpoint, loop
 
 N = 3
 
@@ -58,3 +58,24 @@ def test_resume_is_bitwise(method, tmp_path):
   assert [r["step"] for r in resumed_records] == list(range(1, 2 * N + 1))
   np.testing.assert_array_equal([r["loss"] for r in resumed_records],
                                 [r["loss"] for r in unbroken_records])
+
+
+def test_interrupt_saves_the_steps_already_done(tmp_path, monkeypatch):
+  real_make_step = loop.make_step
+
+  def make_step_interrupted_at_third_call(mesh, **kwargs):
+    step = real_make_step(mesh, **kwargs)
+    calls = []
+
+    def interrupted(state, batch, rng):
+      calls.append(None)
+      if len(calls) == 3:
+        raise KeyboardInterrupt  # as Ctrl-C, or SIGTERM through jejax.main
+      return step(state, batch, rng)
+    return interrupted
+
+  monkeypatch.setattr(loop, "make_step", make_step_interrupted_at_third_call)
+  with pytest.raises(KeyboardInterrupt):
+    loop.train(tiny_config("simclr"), tmp_path)
+  manager = checkpoint.checkpoint_manager(tmp_path / "checkpoints", every_steps=100, keep=2)
+  assert manager.latest_step() == 2  # checkpoint.every_steps is 100: only the interrupt saved
