@@ -20,6 +20,7 @@ from pathlib import Path
 
 import jax
 
+from jejax import config as config_lib
 from jejax import data, parallel
 from jejax.train.loop import Run
 
@@ -30,7 +31,7 @@ def load_config(method: str):
   spec = importlib.util.spec_from_file_location(method, CONFIGS / f"{method}.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.get_config()
+  return config_lib.validate(module.get_config())
 
 
 def step_throughput(method: str, batch_size: int, steps: int) -> dict:

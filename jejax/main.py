@@ -3,10 +3,9 @@
   python -m jejax.main --config experiments/configs/simclr.py --config.epochs=5 \
       --workdir runs/simclr
 
-Running it again with the same --workdir resumes from the latest checkpoint there.
+Running it again with the same --workdir resumes from the latest checkpoint there. Ctrl-C
+or SIGTERM stop it after the current step, with a checkpoint of that step.
 """
-
-import signal
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -20,16 +19,10 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/default", "Run directory (resume
                                "holds checkpoints).")
 
 
-def _interrupt(signum, frame):
-  # A scheduler's SIGTERM takes the same path as Ctrl-C: the loop saves, then exits.
-  raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  signal.signal(signal.SIGTERM, _interrupt)
   train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

@@ -13,7 +13,7 @@ from jax.sharding import Mesh
 from jejax import parallel
 from jejax.data import eval_batches, to_global_array
 from jejax.data.sources import Source
-from jejax.train.state import PyTree
+from jejax.types import PyTree
 
 
 @functools.partial(jax.jit, static_argnames=("model",))

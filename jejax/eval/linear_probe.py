@@ -31,7 +31,7 @@ def _fit(x, y, key, *, num_classes, epochs, batch_size, learning_rate, weight_de
     logits = xb @ params["w"] + params["b"]  # (B, F) @ (F, C) -> (B, C)
     return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
 
-  def sgd_step(carry, idx):
+  def adamw_step(carry, idx):
     params, opt_state = carry
     grads = jax.grad(loss_fn)(params, x[idx], y[idx])
     updates, opt_state = tx.update(grads, opt_state, params)
@@ -39,7 +39,7 @@ def _fit(x, y, key, *, num_classes, epochs, batch_size, learning_rate, weight_de
 
   def epoch(carry, key):
     perm = jax.random.permutation(key, n)[:steps_per_epoch * batch_size]
-    return jax.lax.scan(sgd_step, carry, perm.reshape(steps_per_epoch, batch_size))[0], None
+    return jax.lax.scan(adamw_step, carry, perm.reshape(steps_per_epoch, batch_size))[0], None
 
   (params, _), _ = jax.lax.scan(epoch, (params, tx.init(params)), jax.random.split(key, epochs))
   return params

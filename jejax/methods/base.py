@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
+import optax
 
-from jejax.train.state import PyTree, TrainState
+from jejax.types import PyTree
+
+if TYPE_CHECKING:  # the train step imports the methods, so no runtime import back
+  from jejax.train.state import TrainState
 
 Outputs = list[dict[str, jax.Array]]  # per view: the SSLModel output dict
 
@@ -35,10 +39,10 @@ class Method:
     return params
 
   def loss(self, online: Outputs, target: Outputs | None,
-           state: TrainState) -> tuple[jax.Array, dict[str, jax.Array], Any]:
+           state: "TrainState") -> tuple[jax.Array, dict[str, jax.Array], Any]:
     raise NotImplementedError
 
-  def update(self, state: TrainState, aux: Any) -> TrainState:
+  def update(self, state: "TrainState", aux: Any) -> "TrainState":
     return state
 
 
@@ -53,4 +57,4 @@ def cosine_ema_momentum(step: jax.Array, total_steps: int, base: float) -> jax.A
 
 def ema(target: PyTree, online: PyTree, momentum: jax.Array) -> PyTree:
   """target <- momentum * target + (1 - momentum) * online."""
-  return jax.tree.map(lambda t, o: momentum * t + (1.0 - momentum) * o, target, online)
+  return optax.incremental_update(online, target, step_size=1.0 - momentum)

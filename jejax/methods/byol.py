@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
+
 from jejax import losses
 from jejax.methods.base import Method, cosine_ema_momentum, ema
 
@@ -20,7 +23,9 @@ class BYOL(Method):
   needs_target = True
 
   def init(self, params):
-    return params, {}  # the target starts as a copy of the online network
+    # The target starts equal to the online network, in buffers of its own: the step
+    # donates the state, and one buffer cannot be donated twice.
+    return jax.tree.map(jnp.copy, params), {}
 
   def loss(self, online, target, state):
     # Each view's prediction regresses the target projection of the other view.

@@ -12,14 +12,37 @@ from jejax.config import AUGMENT_FIELDS
 from jejax.train import optim
 
 
+BACKBONES = {
+    "convnet": lambda m: models.ConvNet(widths=tuple(m.widths),
+                                        convs_per_stage=m.convs_per_stage),
+    "resnet18": lambda m: models.ResNet18(small_images=m.small_images),
+    "resnet50": lambda m: models.ResNet50(small_images=m.small_images),
+}
+
+METHODS = {
+    "simclr": lambda c, total_steps, steps_per_epoch: methods.SimCLR(
+        temperature=c.simclr.temperature),
+    "byol": lambda c, total_steps, steps_per_epoch: methods.BYOL(
+        total_steps=total_steps, base_momentum=c.byol.base_momentum),
+    "swav": lambda c, total_steps, steps_per_epoch: methods.SwAV(
+        temperature=c.swav.temperature, epsilon=c.swav.epsilon,
+        sinkhorn_iters=c.swav.sinkhorn_iters,
+        freeze_prototypes_steps=round(c.swav.freeze_prototypes_epochs * steps_per_epoch)),
+}
+
+RECIPES = {"simclr": augment.simclr_views, "byol": augment.byol_views}
+
+
+def _lookup(registry: dict, name: str, field: str):
+  if name not in registry:
+    raise ValueError(f"config.{field}={name!r}: unknown; known: {sorted(registry)}")
+  return registry[name]
+
+
 def build_model(c: ml_collections.ConfigDict) -> models.SSLModel:
+  """Backbone, projector, and the predictor or prototypes the method needs."""
   m = c.model
-  if m.backbone == "convnet":
-    backbone = models.ConvNet(widths=tuple(m.widths), convs_per_stage=m.convs_per_stage)
-  elif m.backbone == "resnet18":
-    backbone = models.ResNet18(small_images=m.small_images)
-  else:
-    backbone = models.ResNet50(small_images=m.small_images)
+  backbone = _lookup(BACKBONES, m.backbone, "model.backbone")(m)
   projector = models.MLP(tuple(m.projector_hidden), m.embed_dim)
   predictor = (models.MLP(tuple(m.predictor_hidden), m.embed_dim)
                if m.predictor_hidden else None)
@@ -28,18 +51,13 @@ def build_model(c: ml_collections.ConfigDict) -> models.SSLModel:
 
 def build_method(c: ml_collections.ConfigDict, total_steps: int,
                  steps_per_epoch: int) -> methods.Method:
-  if c.method == "simclr":
-    return methods.SimCLR(temperature=c.simclr.temperature)
-  if c.method == "byol":
-    return methods.BYOL(total_steps=total_steps, base_momentum=c.byol.base_momentum)
-  return methods.SwAV(
-      temperature=c.swav.temperature, epsilon=c.swav.epsilon,
-      sinkhorn_iters=c.swav.sinkhorn_iters,
-      freeze_prototypes_steps=round(c.swav.freeze_prototypes_epochs * steps_per_epoch))
+  """The method of `c.method` with its hyperparameters; schedules span `total_steps`."""
+  return _lookup(METHODS, c.method, "method")(c, total_steps, steps_per_epoch)
 
 
 def build_optimizer(c: ml_collections.ConfigDict, total_steps: int,
                     steps_per_epoch: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+  """The optimizer and its warmup + cosine learning-rate schedule (linear scaling rule)."""
   o = c.optim
   peak_lr = o.learning_rate * c.batch_size / o.base_batch_size
   schedule = optim.warmup_cosine(peak_lr, total_steps, round(o.warmup_epochs * steps_per_epoch))
@@ -49,7 +67,7 @@ def build_optimizer(c: ml_collections.ConfigDict, total_steps: int,
 
 def build_views(c: ml_collections.ConfigDict, image_size: int) -> tuple[augment.ViewConfig, ...]:
   """The recipe's views at `image_size`, with the config's non-None overrides applied."""
-  recipe = {"simclr": augment.simclr_views, "byol": augment.byol_views}[c.augment.recipe]
+  recipe = _lookup(RECIPES, c.augment.recipe, "augment.recipe")
   overrides = {field: tuple(v) if isinstance(v, (list, tuple)) else v
                for field in AUGMENT_FIELDS if (v := c.augment[field]) is not None}
   return tuple(dataclasses.replace(v, **overrides) for v in recipe(image_size))

@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,9 @@ METRICS_FILE = "metrics.jsonl"
 def _schedule_lengths(c: ml_collections.ConfigDict, num_examples: int) -> tuple[int, int]:
   steps_per_epoch = data.steps_per_epoch(num_examples, c.batch_size)
   total_steps = c.num_steps if c.num_steps > 0 else round(c.epochs * steps_per_epoch)
+  if total_steps < 1:
+    raise ValueError(f"config.epochs={c.epochs} is less than one step of batch "
+                     f"{c.batch_size} over {num_examples} examples")
   return steps_per_epoch, total_steps
 
 
@@ -47,6 +53,38 @@ def _read_records(path: Path, up_to_step: int) -> list[dict]:
 
 def _write_records(path: Path, records: list[dict]) -> None:
   path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+@contextlib.contextmanager
+def _deferred_interrupts():
+  """While active, SIGINT and SIGTERM append their name to the yielded list instead of
+  stopping the program mid-step; the loop checks it after each step's log and save.
+  Outside the main thread (where handlers cannot be set) it yields an empty list."""
+  received: list[str] = []
+  if threading.current_thread() is not threading.main_thread():
+    yield received
+    return
+  previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+  for sig in previous:
+    signal.signal(sig, lambda signum, _: received.append(signal.Signals(signum).name))
+  try:
+    yield received
+  finally:
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
+
+
+def _check_same_config(c: ml_collections.ConfigDict, path: Path) -> None:
+  """A run resumed with other training settings would silently change its schedule
+  mid-run; only evaluation, logging and checkpoint settings may change."""
+  saved = json.loads(path.read_text())
+  current = json.loads(c.to_json_best_effort())
+  free = {"eval", "checkpoint", "log_every_steps", "progress_bar"}
+  changed = sorted(k for k in set(saved) | set(current)
+                   if k not in free and saved.get(k) != current.get(k))
+  if changed:
+    raise ValueError(f"{path.parent} holds a run with other settings for {changed}; "
+                     "resume it with its own config.json or start a new --workdir")
 
 
 class Run:
@@ -100,13 +138,17 @@ def train(c: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
   config_lib.validate(c)
   run = Run(c, workdir)
   run.workdir.mkdir(parents=True, exist_ok=True)
-  (run.workdir / "config.json").write_text(c.to_json_best_effort(indent=2) + "\n")
+  config_path = run.workdir / "config.json"
+  checkpoints = run.workdir / "checkpoints"
+  if config_path.exists() and checkpoints.exists() and any(checkpoints.iterdir()):
+    _check_same_config(c, config_path)
+  config_path.write_text(c.to_json_best_effort(indent=2) + "\n")
 
-  manager = checkpoint.checkpoint_manager(run.workdir / "checkpoints",
-                                          every_steps=c.checkpoint.every_steps,
-                                          keep=c.checkpoint.keep)
+  checkpointer = checkpoint.Checkpointer(checkpoints,
+                                         every_steps=c.checkpoint.every_steps,
+                                         keep=c.checkpoint.keep)
   state = parallel.replicate(run.initial_state, run.mesh)
-  restored = checkpoint.restore_latest(manager, state)
+  restored = checkpointer.restore_latest(state)
   state = restored if restored is not None else state
   start = int(state.step)
   end = run.total_steps if stop_at_step is None else min(stop_at_step, run.total_steps)
@@ -116,7 +158,7 @@ def train(c: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
   if restored is not None:
     print(f"resumed from step {start} in {run.workdir / 'checkpoints'}")
 
-  eval_every = round(c.eval.every_epochs * run.steps_per_epoch) if c.eval.every_epochs else 0
+  eval_every = max(1, round(c.eval.every_epochs * run.steps_per_epoch)) if c.eval.every_epochs else 0
   batches = data.prefetch_to_device(
       data.train_batches(run.train_source, c.batch_size, seed=c.seed, start_step=start,
                          num_steps=end - start),
@@ -126,13 +168,13 @@ def train(c: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
                   mininterval=0.1 if sys.stderr.isatty() else 30.0)  # log files: rarely
   window_start, window_steps = time.perf_counter(), 0
   try:
-    with open(metrics_path, "a") as log:
+    with open(metrics_path, "a") as log, _deferred_interrupts() as interrupted:
       for step in range(start + 1, end + 1):
         state, metrics = run.step_fn(state, next(batches), run.step_rng)
         window_steps += 1
         progress.update(1)
         record = None
-        if step % c.log_every_steps == 0 or step == end:
+        if step % c.log_every_steps == 0 or step == run.total_steps:
           metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
           elapsed = time.perf_counter() - window_start
           record = {"step": step, "epoch": step / run.steps_per_epoch, **metrics,
@@ -141,7 +183,7 @@ def train(c: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
           window_start, window_steps = time.perf_counter(), 0
           progress.set_postfix(loss=f"{metrics['loss']:.4f}",
                                img_s=f"{record['images_per_second']:.0f}")
-        if eval_every and (step % eval_every == 0 or step == end):
+        if eval_every and (step % eval_every == 0 or step == run.total_steps):
           record = record or {"step": step, "epoch": step / run.steps_per_epoch}
           record["knn_accuracy"] = run.knn(state, c.eval.monitor_train_examples)
           progress.write(f"step {step}: kNN accuracy {record['knn_accuracy']:.4f} "
@@ -151,20 +193,23 @@ def train(c: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
           records.append(record)
           log.write(json.dumps(record) + "\n")
           log.flush()
-        checkpoint.save(manager, state)
+        checkpointer.save(state, step)
+        if interrupted:
+          raise KeyboardInterrupt(interrupted[0])
   except KeyboardInterrupt:
-    # An interrupt that lands while a step is being dispatched finds `state` donated to
-    # that step; the latest periodic checkpoint is then what survives.
+    # Signals are deferred to the end of a step (above), so the state is whole here; an
+    # interrupt raised inside a step by other means finds it donated to that step, and
+    # the latest saved checkpoint is then what survives.
     if not any(leaf.is_deleted() for leaf in jax.tree.leaves(state)):
-      checkpoint.save(manager, state, force=True)
-    manager.wait_until_finished()
-    print(f"\ninterrupted: latest checkpoint is step {manager.latest_step()} in "
+      checkpointer.save(state, int(state.step), force=True)
+    checkpointer.wait_until_finished()
+    print(f"\ninterrupted: latest checkpoint is step {checkpointer.latest_step()} in "
           f"{run.workdir / 'checkpoints'}")
     raise
   finally:
     progress.close()
-  checkpoint.save(manager, state, force=True)
-  manager.wait_until_finished()
+  checkpointer.save(state, int(state.step), force=True)
+  checkpointer.wait_until_finished()
   return run, state, records
 
 

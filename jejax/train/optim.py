@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import optax
 
-from jejax.train.state import PyTree
+from jejax.types import PyTree
 
 OPTIMIZERS = ("lars", "adamw", "sgd")
 

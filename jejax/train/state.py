@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import flax.struct
 import jax
 
-PyTree = Any
+from jejax.types import PyTree
 
 
 @flax.struct.dataclass

@@ -15,7 +15,8 @@ from jejax import parallel
 from jejax.augment import ViewConfig, make_views
 from jejax.eval.diagnostics import effective_rank, embedding_std
 from jejax.methods.base import Method, Outputs
-from jejax.train.state import PyTree, TrainState
+from jejax.train.state import TrainState
+from jejax.types import PyTree
 
 Batch = dict[str, jax.Array]
 StepFn = Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict[str, jax.Array]]]
@@ -28,11 +29,14 @@ def forward(model: nn.Module, params: PyTree, batch_stats: PyTree,
   Views of one resolution go through one call, so BatchNorm statistics are taken over all
   of them, as SimCLR's reference code does. Returns per-view outputs and the new stats.
   """
+  if len({v.shape for v in views}) > 1:
+    raise ValueError(f"views of different shapes {[v.shape for v in views]}: multi-crop "
+                     "needs one forward per resolution, which this step does not do yet")
   x = jnp.concatenate(views, axis=0)  # V x (B, H, W, C) -> (V*B, H, W, C)
   out, mutated = model.apply({"params": params, "batch_stats": batch_stats}, x, train=True,
                              mutable=["batch_stats"])
-  per_view = [jax.tree.map(lambda a, i=i: jnp.split(a, len(views))[i], out)
-              for i in range(len(views))]
+  b = views[0].shape[0]
+  per_view = [jax.tree.map(lambda a, i=i: a[i * b:(i + 1) * b], out) for i in range(len(views))]
   return per_view, mutated["batch_stats"]
 
 

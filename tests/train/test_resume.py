@@ -77,5 +77,17 @@ def test_interrupt_saves_the_steps_already_done(tmp_path, monkeypatch):
   monkeypatch.setattr(loop, "make_step", make_step_interrupted_at_third_call)
   with pytest.raises(KeyboardInterrupt):
     loop.train(tiny_config("simclr"), tmp_path)
-  manager = checkpoint.checkpoint_manager(tmp_path / "checkpoints", every_steps=100, keep=2)
-  assert manager.latest_step() == 2  # checkpoint.every_steps is 100: only the interrupt saved
+  checkpointer = checkpoint.Checkpointer(tmp_path / "checkpoints", every_steps=100, keep=2)
+  assert checkpointer.latest_step() == 2  # checkpoint.every_steps is 100: only the interrupt saved
+
+
+def test_resuming_with_other_training_settings_is_refused(tmp_path):
+  c = tiny_config("simclr")
+  loop.train(c, tmp_path, stop_at_step=1)
+  c.num_steps = 4 * N  # would stretch the learning-rate schedule mid-run
+  with pytest.raises(ValueError, match="num_steps"):
+    loop.train(c, tmp_path)
+  c.num_steps = 2 * N
+  c.eval.knn_k = 5  # evaluation settings may change
+  _, state, _ = loop.train(c, tmp_path, stop_at_step=2)
+  assert int(state.step) == 2

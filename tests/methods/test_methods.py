@@ -1,0 +1,113 @@
+"""Method state transforms, the EMA schedule, and the optimizer pieces they rely on."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jejax import parallel
+from jejax.config import base_config
+from jejax.methods import BYOL, SwAV, cosine_ema_momentum, ema
+from jejax.train import build, optim
+from jejax.train.state import TrainState
+from jejax.train.step import init_state, make_step
+
+
+def test_cosine_ema_momentum_follows_the_byol_schedule():
+  # tau_k = 1 - (1 - 0.996)(cos(pi k / K) + 1) / 2 with K = 100
+  assert float(cosine_ema_momentum(0, 100, 0.996)) == pytest.approx(0.996)
+  assert float(cosine_ema_momentum(50, 100, 0.996)) == pytest.approx(0.998)  # cos = 0
+  assert float(cosine_ema_momentum(100, 100, 0.996)) == pytest.approx(1.0)
+  assert float(cosine_ema_momentum(25, 100, 0.996)) == pytest.approx(
+      1 - 0.004 * (np.cos(np.pi / 4) + 1) / 2)
+
+
+def test_ema_is_the_convex_combination():
+  target, online = {"w": jnp.array([1.0, 2.0])}, {"w": jnp.array([3.0, -2.0])}
+  # 0.9 * 1 + 0.1 * 3 = 1.2 ; 0.9 * 2 + 0.1 * (-2) = 1.6
+  np.testing.assert_allclose(ema(target, online, 0.9)["w"], [1.2, 1.6], rtol=1e-6)
+
+
+def _state(params, target_params=None, step=1):
+  return TrainState(step=jnp.asarray(step), params=params, batch_stats={},
+                    target_params=target_params if target_params is not None else {},
+                    opt_state=(), method_state={})
+
+
+def test_byol_update_moves_the_target_by_tau_of_the_previous_step():
+  byol = BYOL(total_steps=10, base_momentum=0.9)
+  online, target = {"w": jnp.array([1.0])}, {"w": jnp.array([0.0])}
+  # The state's step counts the update just made (k = 5), so tau is tau(4).
+  tau = 1 - 0.1 * (np.cos(np.pi * 4 / 10) + 1) / 2
+  new = byol.update(_state(online, target, step=5), None)
+  np.testing.assert_allclose(new.target_params["w"], [(1 - tau) * 1.0], rtol=1e-6)
+  np.testing.assert_array_equal(new.params["w"], online["w"])
+
+
+def test_byol_target_starts_as_a_copy_in_its_own_buffers():
+  params = {"w": jnp.arange(3.0)}
+  target, _ = BYOL(total_steps=1).init(params)
+  np.testing.assert_array_equal(target["w"], params["w"])
+  assert target["w"].unsafe_buffer_pointer() != params["w"].unsafe_buffer_pointer()
+
+
+def test_a_byol_step_runs_on_a_freshly_initialised_donated_state():
+  c = base_config()
+  c.method, c.augment.recipe = "byol", "byol"
+  c.model.widths, c.model.projector_hidden, c.model.predictor_hidden = (4, 8), (16,), (16,)
+  model, method = build.build_model(c), build.build_method(c, 4, 2)
+  optimizer, _ = build.build_optimizer(c, 4, 2)
+  mesh = parallel.make_mesh(1)
+  state = init_state(model, method, optimizer, jax.random.key(0), (8, 8, 1))
+  step = make_step(mesh, model=model, method=method, optimizer=optimizer,
+                   recipes=build.build_views(c, 8))
+  images = jnp.zeros((4, 8, 8, 1), jnp.uint8)
+  state, metrics = step(state, {"image": images}, jax.random.key(1))
+  assert int(state.step) == 1 and np.isfinite(float(metrics["loss"]))
+
+
+def test_swav_renormalises_prototypes_after_each_update():
+  swav = SwAV()
+  params = {"prototypes": {"prototypes": jnp.array([[3.0, 4.0], [0.0, 2.0]])},
+            "other": jnp.array([5.0])}
+  new = swav.update(_state(params), None)
+  np.testing.assert_allclose(new.params["prototypes"]["prototypes"],
+                             [[0.6, 0.8], [0.0, 1.0]], rtol=1e-6)
+  np.testing.assert_array_equal(new.params["other"], [5.0])
+
+
+def test_swav_prototypes_get_no_gradient_while_frozen():
+  swav = SwAV(freeze_prototypes_steps=3)
+  params = {"prototypes": {"prototypes": jnp.ones((2, 2))}, "other": jnp.ones(())}
+
+  def loss(p, step):
+    p = swav.prepare_params(p, step)
+    return jnp.sum(p["prototypes"]["prototypes"] ** 2) * p["other"]
+
+  frozen = jax.grad(loss)(params, jnp.asarray(2))
+  free = jax.grad(loss)(params, jnp.asarray(3))
+  np.testing.assert_array_equal(frozen["prototypes"]["prototypes"], 0.0)
+  np.testing.assert_allclose(free["prototypes"]["prototypes"], 2.0)  # d/dw w^2 = 2w
+  np.testing.assert_allclose(frozen["other"], 4.0)  # the rest trains all along
+
+
+def test_warmup_cosine_schedule_values():
+  schedule = optim.warmup_cosine(1.0, total_steps=110, warmup_steps=10)
+  assert float(schedule(0)) == 0.0
+  assert float(schedule(5)) == pytest.approx(0.5)  # linear warmup
+  assert float(schedule(10)) == pytest.approx(1.0)  # peak
+  assert float(schedule(60)) == pytest.approx(0.5)  # half-way through the cosine
+  assert float(schedule(110)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_decay_mask_excludes_biases_and_norm_parameters():
+  params = {"Conv_0": {"kernel": jnp.ones((3, 3, 1, 4))}, "Dense_0": {"bias": jnp.ones(4)},
+            "BatchNorm_0": {"scale": jnp.ones(4), "bias": jnp.ones(4)}}
+  mask = optim.decay_mask(params)
+  assert mask == {"Conv_0": {"kernel": True}, "Dense_0": {"bias": False},
+                  "BatchNorm_0": {"scale": False, "bias": False}}
+
+
+def test_unknown_optimizer_is_refused():
+  with pytest.raises(ValueError, match="unknown optimizer"):
+    optim.make_optimizer("adagrad", optim.warmup_cosine(1.0, 10, 1), weight_decay=0.0)
