@@ -11,7 +11,6 @@ from jejax import augment, methods, models
 from jejax.config import AUGMENT_FIELDS
 from jejax.train import optim
 
-
 BACKBONES = {
     "convnet": lambda m: models.ConvNet(widths=tuple(m.widths),
                                         convs_per_stage=m.convs_per_stage),

@@ -51,7 +51,8 @@ def train_step(state: TrainState, batch: Batch, rng: jax.Array, *, model: nn.Mod
     rng: the run's base key; folded with `state.step` so a resumed run repeats it.
 
   Returns:
-    The new state and scalar metrics: loss, learning-rate-free diagnostics of collapse.
+    The new state and scalar metrics: the loss and the collapse diagnostics of the
+    first view's projector embeddings (embedding_std, effective_rank).
   """
   rng = jax.random.fold_in(rng, state.step)
   views = make_views(rng, batch["image"], recipes)
