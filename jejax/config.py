@@ -73,6 +73,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.swav = ml_collections.ConfigDict({
       "temperature": 0.1, "epsilon": 0.05, "sinkhorn_iters": 3,
       "freeze_prototypes_epochs": 0.0})
+  c.vicreg = ml_collections.ConfigDict({"sim_weight": 25.0, "var_weight": 25.0,
+                                        "cov_weight": 1.0})
+  c.barlow_twins = ml_collections.ConfigDict({"off_diagonal_weight": 0.0051})
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every_epochs = 1.0  # kNN monitor during training; 0 disables
@@ -130,9 +133,13 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _require(c.swav.epsilon > 0, "swav.epsilon", c.swav.epsilon, "must be positive")
   _require(c.swav.sinkhorn_iters >= 1, "swav.sinkhorn_iters", c.swav.sinkhorn_iters,
            "must be >= 1")
-  if c.method == "byol":
+  for field in ("sim_weight", "var_weight", "cov_weight"):
+    _require(c.vicreg[field] >= 0, f"vicreg.{field}", c.vicreg[field], "must be >= 0")
+  _require(c.barlow_twins.off_diagonal_weight >= 0, "barlow_twins.off_diagonal_weight",
+           c.barlow_twins.off_diagonal_weight, "must be >= 0")
+  if c.method in ("byol", "simsiam"):
     _require(len(c.model.predictor_hidden) > 0, "model.predictor_hidden",
-             c.model.predictor_hidden, "BYOL needs a predictor")
+             c.model.predictor_hidden, f"{c.method} needs a predictor")
   if c.method == "swav":
     _require(c.model.num_prototypes > 0, "model.num_prototypes", c.model.num_prototypes,
              "SwAV needs prototypes")

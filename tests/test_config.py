@@ -33,6 +33,11 @@ def _set(c, field, value):
     ("byol.base_momentum", -0.1),
     ("optim.name", "adagrad_xl"),
     ("model.backbone", "vgg11"),
+    ("vicreg.var_weight", -1.0),
+    ("barlow_twins.off_diagonal_weight", -0.01),
+    ("log_every_steps", 0),
+    ("optim.base_batch_size", 0),
+    ("eval.every_epochs", -1.0),
 ])
 def test_bad_value_raises_naming_the_field(field, value):
   c = config.base_config()
@@ -44,6 +49,7 @@ def test_bad_value_raises_naming_the_field(field, value):
 @pytest.mark.parametrize("method, field, missing, present", [
     ("swav", "model.num_prototypes", 0, 30),
     ("byol", "model.predictor_hidden", (), (64,)),
+    ("simsiam", "model.predictor_hidden", (), (64,)),
 ])
 def test_method_requires_its_head(method, field, missing, present):
   c = config.base_config()
@@ -62,11 +68,12 @@ def test_momentum_bounds_are_inclusive(momentum):
   config.validate(c)
 
 
-def test_simclr_experiment_config_validates():
-  path = REPO / "experiments" / "configs" / "simclr.py"
-  spec = importlib.util.spec_from_file_location("simclr_experiment_config", path)
+@pytest.mark.parametrize("path", sorted((REPO / "experiments" / "configs").glob("*.py")),
+                         ids=lambda p: p.stem)
+def test_experiment_configs_validate(path):
+  spec = importlib.util.spec_from_file_location(f"{path.stem}_experiment_config", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   c = module.get_config()
   assert config.validate(c) is c
-  assert c.method == "simclr"
+  assert c.method == path.stem

@@ -24,3 +24,19 @@ def normalized_mse(prediction: ArrayLike, target: ArrayLike) -> jax.Array:
   p = l2_normalize(jnp.asarray(prediction))
   z = l2_normalize(jax.lax.stop_gradient(jnp.asarray(target)))
   return jnp.mean(2.0 - 2.0 * jnp.sum(p * z, axis=-1))
+
+
+def negative_cosine(prediction: ArrayLike, target: ArrayLike) -> jax.Array:
+  """SimSiam's D(p, z) = -cos(p, stopgrad(z)) (Chen & He 2021, eq. 1 and 3).
+
+  Args:
+    prediction: (N, D) predictor outputs p.
+    target: (N, D) projections z of the other view; gets the stop-gradient that keeps
+      SimSiam from collapsing.
+
+  Returns:
+    Scalar: the mean over the N pairs, in [-1, 1].
+  """
+  p = l2_normalize(jnp.asarray(prediction))
+  z = l2_normalize(jax.lax.stop_gradient(jnp.asarray(target)))
+  return -jnp.mean(jnp.sum(p * z, axis=-1))

@@ -27,6 +27,12 @@ METHODS = {
         temperature=c.swav.temperature, epsilon=c.swav.epsilon,
         sinkhorn_iters=c.swav.sinkhorn_iters,
         freeze_prototypes_steps=round(c.swav.freeze_prototypes_epochs * steps_per_epoch)),
+    "simsiam": lambda c, total_steps, steps_per_epoch: methods.SimSiam(),
+    "vicreg": lambda c, total_steps, steps_per_epoch: methods.VICReg(
+        sim_weight=c.vicreg.sim_weight, var_weight=c.vicreg.var_weight,
+        cov_weight=c.vicreg.cov_weight),
+    "barlow_twins": lambda c, total_steps, steps_per_epoch: methods.BarlowTwins(
+        off_diagonal_weight=c.barlow_twins.off_diagonal_weight),
 }
 
 RECIPES = {"simclr": augment.simclr_views, "byol": augment.byol_views}
