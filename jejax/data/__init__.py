@@ -52,4 +52,5 @@ __all__ = [
     "steps_per_epoch",
     "to_global_array",
     "train_batches",
+    "validate_image_shape",
 ]
