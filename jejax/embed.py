@@ -1,0 +1,283 @@
+"""Embed a dataset with a trained checkpoint and look at the embedding space.
+
+  python -m jejax.embed --workdir runs/simclr [--split test] [--out DIR] [--limit N]
+
+Reads the run's config (`<workdir>/config.json`, or `--config` with a config file of
+`experiments/configs/` or another run's config.json), restores the latest checkpoint of
+`<workdir>/checkpoints` (or `--checkpoint-dir`) and writes to `--out` (default
+`<workdir>/embed_<split>/`):
+
+- `embeddings.npz`: `features` (N, F) float32 backbone features (the representation that
+  kNN and the linear probe evaluate), `labels` (N,) int32, `indices` (N,) into the split,
+  and the checkpoint `step`;
+- `class_similarity.png`: the class-to-class mean cosine similarity of the features;
+- `neighbours.png`: one query image per class beside its nearest neighbours in the split
+  (cosine, the query itself left out), each match marked by whether its class agrees;
+- `summary.json`: retrieval recall@k and mAP (leave-one-out, over the first
+  `retrieval_size` examples), effective rank, and the paths above.
+
+A checkpoint whose arrays do not match the model the config builds (another backbone,
+width, head, method) is refused before anything is restored, with the differing arrays
+named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import matplotlib
+from absl import logging as absl_logging
+
+matplotlib.use("Agg")  # files only
+import matplotlib.pyplot as plt
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from jejax import config as config_lib
+from jejax import data, parallel
+from jejax.eval import diagnostics, distances, plots, retrieval
+from jejax.train.loop import Run
+from jejax.types import PyTree
+
+
+class CheckpointMismatchError(ValueError):
+  """The checkpoint was written for another model or method than the config builds."""
+
+
+def config_from_dict(values: dict[str, Any]) -> ml_collections.ConfigDict:
+  """A run's saved config (as in config.json) laid over `base_config()`.
+
+  JSON has no tuples, so lists become tuples where the base has a tuple; a key the base
+  does not know is an error (the file is from another version or not a jejax config).
+  Keys the file lacks keep their defaults (fields added after the run was saved).
+  """
+  def merge(target: ml_collections.ConfigDict, source: dict[str, Any], prefix: str):
+    for key, value in source.items():
+      if key not in target:
+        raise ValueError(f"config field {prefix}{key} is unknown to this version of jejax")
+      if isinstance(value, dict):
+        merge(target[key], value, f"{prefix}{key}.")
+      else:
+        target[key] = tuple(value) if isinstance(target[key], tuple) else value
+
+  c = config_lib.base_config()
+  merge(c, values, "")
+  return c
+
+
+def load_config(path: str | os.PathLike) -> ml_collections.ConfigDict:
+  """A validated config from a run's config.json or a config file with `get_config()`."""
+  path = Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"no config file at {path}")
+  if path.suffix == ".json":
+    c = config_from_dict(json.loads(path.read_text()))
+  else:
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.get_config()
+  return config_lib.validate(c)
+
+
+def _path_name(path: tuple) -> str:
+  """'params/backbone/Conv_0/kernel' for a key path of dicts, dataclasses or tuples."""
+  names = []
+  for key in path:
+    for attribute in ("key", "name", "idx"):
+      if hasattr(key, attribute):
+        names.append(str(getattr(key, attribute)))
+        break
+    else:
+      names.append(str(key))
+  return "/".join(names)
+
+
+def _shapes(tree: PyTree) -> dict[str, tuple[tuple[int, ...], str]]:
+  return {_path_name(path): (tuple(leaf.shape), str(leaf.dtype))
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def checkpoint_mismatches(saved: PyTree, template: PyTree) -> list[str]:
+  """What differs between a checkpoint's array metadata and the state the config builds:
+  arrays only in one of them, and arrays whose shape or dtype differ. Empty if they match."""
+  saved, wanted = _shapes(saved), _shapes(template)
+  problems = {name: "in the checkpoint, not in the config's model"
+              for name in saved.keys() - wanted.keys()}
+  problems |= {name: "in the config's model, not in the checkpoint"
+               for name in wanted.keys() - saved.keys()}
+  problems |= {name: f"checkpoint {saved[name][0]} {saved[name][1]}, config "
+                     f"{wanted[name][0]} {wanted[name][1]}"
+               for name in saved.keys() & wanted.keys() if saved[name] != wanted[name]}
+  # The params first: the optimizer state and batch stats repeat what they say.
+  order = sorted(problems, key=lambda name: (not name.startswith("params/"), name))
+  return [f"{name}: {problems[name]}" for name in order]
+
+
+def restore_checkpoint(run: Run, directory: str | os.PathLike) -> tuple[Any, int]:
+  """The latest train state in `directory`, checked against `run`'s model first.
+
+  Raises:
+    FileNotFoundError: no checkpoint in `directory`.
+    CheckpointMismatchError: the checkpoint's arrays differ from the config's state.
+  """
+  directory = Path(directory).absolute()
+  if not directory.is_dir():
+    raise FileNotFoundError(f"no checkpoint directory {directory}")
+  manager = ocp.CheckpointManager(directory, item_handlers=ocp.StandardCheckpointHandler(),
+                                  options=ocp.CheckpointManagerOptions(read_only=True))
+  step = manager.latest_step()
+  if step is None:
+    raise FileNotFoundError(f"{directory} holds no checkpoint")
+  template = parallel.replicate(run.initial_state, run.mesh)
+  problems = checkpoint_mismatches(manager.item_metadata(step), template)
+  if problems:
+    shown = "\n  ".join(problems[:12]) + (f"\n  ... and {len(problems) - 12} more"
+                                          if len(problems) > 12 else "")
+    raise CheckpointMismatchError(
+        f"the checkpoint at {directory} (step {step}) does not match the config "
+        f"(method {run.config.method}, backbone {run.config.model.backbone}): "
+        f"{len(problems)} arrays differ:\n  {shown}\n"
+        "Use the config the checkpoint was trained with (its run's config.json).")
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+  return manager.restore(step, args=ocp.args.StandardRestore(abstract)), step
+
+
+def class_similarity(features: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+  """(C, C) mean cosine similarity between the features of class i and of class j.
+
+  The mean of cos(a, b) over pairs equals the dot product of the classes' mean unit
+  vectors, so no N x N matrix is formed; the diagonal includes each item with itself.
+  """
+  unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+  means = np.stack([unit[labels == c].mean(0) if np.any(labels == c)
+                    else np.full(unit.shape[1], np.nan) for c in range(num_classes)])
+  return means @ means.T  # (C, F) @ (F, C)
+
+
+def nearest_neighbours(features: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+  """(Q, k) indices of the k most cosine-similar items of `features` to each query index,
+  the query itself left out."""
+  scores = np.array(distances.cosine_similarity(features[queries], features))  # (Q, N), writable
+  scores[np.arange(len(queries)), queries] = -np.inf
+  return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def first_of_each_class(labels: np.ndarray, num_classes: int) -> np.ndarray:
+  """Index of the first item of every class present, in class order."""
+  return np.asarray([int(np.argmax(labels == c)) for c in range(num_classes)
+                     if np.any(labels == c)])
+
+
+def plot_neighbours(images: np.ndarray, labels: np.ndarray, queries: np.ndarray,
+                    neighbours: np.ndarray, class_names: list[str],
+                    path: str | os.PathLike) -> Path:
+  """A grid: each row a query image, then its neighbours, framed green where the class
+  matches the query's and red where it does not."""
+  rows, k = neighbours.shape
+  fig, axes = plt.subplots(rows, k + 1, figsize=(1.2 * (k + 1), 1.3 * rows), squeeze=False)
+  for row, (query, found) in enumerate(zip(queries, neighbours)):
+    for col, index in enumerate([query, *found]):
+      ax = axes[row, col]
+      ax.imshow(images[index].squeeze(), cmap="gray" if images.shape[-1] == 1 else None)
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if col == 0:
+        ax.set_title(f"query: {class_names[labels[index]]}", fontsize=7)
+        continue
+      color = "green" if labels[index] == labels[query] else "red"
+      for spine in ax.spines.values():
+        spine.set_edgecolor(color)
+        spine.set_linewidth(2.5)
+      ax.set_title(class_names[labels[index]], fontsize=6, color=color)
+  fig.suptitle("nearest neighbours (cosine) of one query per class", fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return Path(path)
+
+
+def embed(workdir: str | os.PathLike, *, config_path: str | os.PathLike | None = None,
+          checkpoint_dir: str | os.PathLike | None = None, split: str = "test",
+          out: str | os.PathLike | None = None, limit: int | None = None,
+          num_neighbours: int = 8, retrieval_size: int = 2000) -> dict[str, Any]:
+  """The whole command as a function; returns the summary (also written to disk)."""
+  workdir = Path(workdir)
+  c = load_config(config_path or workdir / "config.json")
+  run = Run(c, workdir)
+  state, step = restore_checkpoint(run, checkpoint_dir or workdir / "checkpoints")
+  source = {"train": run.train_source, "test": run.test_source}.get(split)
+  if source is None:
+    raise ValueError(f"split {split!r}: expected 'train' or 'test'")
+  features, labels = run.features(state, source, limit=limit)
+  indices = np.arange(len(labels))
+  out = Path(out or workdir / f"embed_{split}")
+  out.mkdir(parents=True, exist_ok=True)
+  np.savez(out / "embeddings.npz", features=features.astype(np.float32),
+           labels=labels.astype(np.int32), indices=indices, step=step)
+
+  num_classes = source.num_classes
+  names = (list(data.FASHION_MNIST_CLASSES) if c.data.name == "fashion_mnist"
+           else [str(i) for i in range(num_classes)])
+  plots.plot_similarity_matrix(class_similarity(features, labels, num_classes), names,
+                               out / "class_similarity.png",
+                               title=f"{c.method} step {step}: mean cosine between classes")
+  queries = first_of_each_class(labels, num_classes)
+  neighbours = nearest_neighbours(features, queries, num_neighbours)
+  shown = np.unique(np.concatenate([queries, neighbours.ravel()]))
+  images = np.zeros((len(labels), *source.image_shape), np.uint8)
+  images[shown] = source.get_batch(shown)["image"]  # only the images the figure shows
+  plot_neighbours(images, labels, queries, neighbours, names, out / "neighbours.png")
+
+  m = min(retrieval_size, len(labels))
+  scores = distances.cosine_similarity(features[:m], features[:m])
+  recalls = retrieval.recall_at_k(scores, labels[:m], labels[:m], ks=(1, 5, 10),
+                                  exclude_self=True)
+  summary = {
+      "checkpoint_step": int(step), "split": split, "num_examples": len(labels),
+      "feature_dim": int(features.shape[1]),
+      "effective_rank": float(diagnostics.effective_rank(features)),
+      "retrieval_size": int(m),
+      **{f"recall_at_{k}": float(r) for k, r in zip((1, 5, 10), recalls)},
+      "mean_average_precision": float(retrieval.mean_average_precision(
+          scores, labels[:m], labels[:m], exclude_self=True)),
+      "files": [str(out / name) for name in ("embeddings.npz", "class_similarity.png",
+                                             "neighbours.png", "summary.json")],
+  }
+  (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+  return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--workdir", required=True, help="the run's directory")
+  parser.add_argument("--config", help="config file (.py) or config.json; default: the "
+                      "run's config.json")
+  parser.add_argument("--checkpoint-dir", help="default: <workdir>/checkpoints")
+  parser.add_argument("--split", default="test", choices=("train", "test"))
+  parser.add_argument("--out", help="default: <workdir>/embed_<split>")
+  parser.add_argument("--limit", type=int, help="embed only the first N examples")
+  parser.add_argument("--neighbours", type=int, default=8, help="neighbours per query")
+  parser.add_argument("--retrieval-size", type=int, default=2000,
+                      help="examples used for recall@k and mAP (leave-one-out)")
+  args = parser.parse_args(argv)
+  absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns about read-only managers
+  try:
+    summary = embed(args.workdir, config_path=args.config, checkpoint_dir=args.checkpoint_dir,
+                    split=args.split, out=args.out, limit=args.limit,
+                    num_neighbours=args.neighbours, retrieval_size=args.retrieval_size)
+  except (CheckpointMismatchError, FileNotFoundError, ValueError) as error:
+    raise SystemExit(f"error: {error}") from None
+  print(json.dumps({k: v for k, v in summary.items() if k != "files"}, indent=2))
+  print("wrote " + ", ".join(summary["files"]))
+
+
+if __name__ == "__main__":
+  main()
