@@ -32,7 +32,6 @@ from typing import Any
 
 import jax
 import matplotlib
-from absl import logging as absl_logging
 
 matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt
@@ -131,8 +130,7 @@ def restore_checkpoint(run: Run, directory: str | os.PathLike) -> tuple[Any, int
   directory = Path(directory).absolute()
   if not directory.is_dir():
     raise FileNotFoundError(f"no checkpoint directory {directory}")
-  manager = ocp.CheckpointManager(directory, item_handlers=ocp.StandardCheckpointHandler(),
-                                  options=ocp.CheckpointManagerOptions(read_only=True))
+  manager = ocp.CheckpointManager(directory, item_handlers=ocp.StandardCheckpointHandler())
   step = manager.latest_step()
   if step is None:
     raise FileNotFoundError(f"{directory} holds no checkpoint")
@@ -268,7 +266,6 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument("--retrieval-size", type=int, default=2000,
                       help="examples used for recall@k and mAP (leave-one-out)")
   args = parser.parse_args(argv)
-  absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns about read-only managers
   try:
     summary = embed(args.workdir, config_path=args.config, checkpoint_dir=args.checkpoint_dir,
                     split=args.split, out=args.out, limit=args.limit,
