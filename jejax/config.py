@@ -36,6 +36,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.batch_size = 256  # global batch, split over the data axis
   c.epochs = 4.0  # may be fractional
   c.num_steps = 0  # > 0 overrides epochs
+  # > 1: the batch goes through the network in this many microbatches whose gradients
+  # are accumulated, with the loss (and a contrastive loss's negatives) over the whole
+  # batch; BatchNorm statistics are then per microbatch (see jejax.train.step).
+  c.accumulation_steps = 1
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "fashion_mnist"
@@ -52,6 +56,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.projector_output_bn = False  # BatchNorm on the projector output (MoCo v3)
   c.model.predictor_hidden = ()  # non-empty: a predictor MLP (BYOL, SimSiam, MoCo v3)
   c.model.num_prototypes = 0  # > 0: SwAV prototypes, DINO's output dimension
+  # Compute dtype of backbone and heads: 'float32' or 'bfloat16' (mixed precision: params,
+  # optimizer, BatchNorm statistics, model outputs and losses stay float32).
+  c.model.dtype = "float32"
 
   c.augment = ml_collections.ConfigDict()
   c.augment.recipe = "simclr"
@@ -73,7 +80,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.warmup_epochs = 0.1
 
   # Method hyperparameters; each method reads its own block. Paper defaults.
-  c.simclr = ml_collections.ConfigDict({"temperature": 0.1})
+  # loss_impl: 'dense' (the (2B, 2B) logits), 'chunked' (chunk_size anchors at a time) or
+  # 'ring' (key blocks passed round the devices; chunk_size tiles each device's 2B/P
+  # anchors, 0: one tile). All three give the same loss; see jejax.losses.blockwise.
+  c.simclr = ml_collections.ConfigDict({"temperature": 0.1, "loss_impl": "dense",
+                                        "chunk_size": 0})
   c.byol = ml_collections.ConfigDict({"base_momentum": 0.996})
   c.swav = ml_collections.ConfigDict({
       "temperature": 0.1, "epsilon": 0.05, "sinkhorn_iters": 3,
@@ -103,6 +114,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint.every_steps = 500
   c.checkpoint.keep = 2
 
+  # Multi-process runs (jejax.parallel.initialize_distributed): set initialize=True on
+  # every process. Fields left None are read by JAX from the environment (Cloud TPU pods,
+  # SLURM, Open MPI, Kubernetes; JAX_COORDINATOR_ADDRESS); elsewhere set all three.
+  c.distributed = ml_collections.ConfigDict()
+  c.distributed.initialize = False  # False: one process, its own devices only
+  c.distributed.coordinator_address = ml_collections.FieldReference(None, field_type=str)
+  c.distributed.num_processes = ml_collections.FieldReference(None, field_type=int)
+  c.distributed.process_id = ml_collections.FieldReference(None, field_type=int)
+
   c.log_every_steps = 20
   c.progress_bar = True
   return c
@@ -124,17 +144,49 @@ def _require_momentum(c: ml_collections.ConfigDict, field: str) -> None:
            "an EMA momentum must lie in [0, 1]")
 
 
+def _validate_distributed(d: ml_collections.ConfigDict) -> None:
+  layout = {k: d[k] for k in ("coordinator_address", "num_processes", "process_id")
+            if d[k] is not None}
+  # Without initialize, each process would train alone on the whole batch and write the
+  # same checkpoints: a silent failure of what was meant to be one run.
+  _require(d.initialize or not layout, "distributed.initialize", d.initialize,
+           f"{sorted(layout)} set, so distributed.initialize must be True")
+  if d.coordinator_address is not None:
+    host, _, port = d.coordinator_address.rpartition(":")
+    _require(bool(host) and port.isdigit(), "distributed.coordinator_address",
+             d.coordinator_address, "must be 'host:port' of process 0")
+  if d.num_processes is not None:
+    _require(d.num_processes >= 1, "distributed.num_processes", d.num_processes,
+             "must be >= 1")
+  if d.process_id is not None:
+    _require(0 <= d.process_id < (d.num_processes or float("inf")),
+             "distributed.process_id", d.process_id,
+             f"must lie in [0, num_processes={d.num_processes})")
+
+
 def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Checks every value training depends on; returns the config unchanged."""
-  from jejax.train.build import BACKBONES, METHODS, RECIPES  # build imports this module
+  # Imported here: build imports this module.
+  from jejax.train.build import BACKBONES, DTYPES, METHODS, RECIPES
   _require(c.method in METHODS, "method", c.method, f"unknown method; known: {sorted(METHODS)}")
   _require(c.batch_size > 0, "batch_size", c.batch_size, "must be positive")
   _require(c.epochs > 0 or c.num_steps > 0, "epochs", c.epochs,
            "epochs or num_steps must be positive")
   _require(c.num_devices >= 0, "num_devices", c.num_devices, "must be >= 0")
+  _require(c.accumulation_steps >= 1, "accumulation_steps", c.accumulation_steps,
+           "must be >= 1")
+  # Every microbatch is split evenly over the devices, so that a device's shard of the
+  # batch holds its shard of every microbatch and the split moves no data. (With
+  # num_devices=0 the device count is known only once the mesh is made.)
+  split = c.accumulation_steps * max(c.num_devices, 1)
+  _require(c.batch_size % split == 0, "batch_size", c.batch_size,
+           f"must be divisible by accumulation_steps x num_devices = "
+           f"{c.accumulation_steps} x {max(c.num_devices, 1)} = {split}")
   _require(c.model.backbone in BACKBONES, "model.backbone", c.model.backbone,
            f"unknown backbone; known: {sorted(BACKBONES)}")
   _require(c.model.embed_dim > 0, "model.embed_dim", c.model.embed_dim, "must be positive")
+  _require(c.model.dtype in DTYPES, "model.dtype", c.model.dtype,
+           f"unknown compute dtype; known: {sorted(DTYPES)}")
   _require(c.augment.recipe in RECIPES, "augment.recipe", c.augment.recipe,
            f"unknown view recipe; known: {sorted(RECIPES)}")
   _require(c.optim.name in OPTIMIZERS, "optim.name", c.optim.name,
@@ -160,6 +212,16 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
              c.moco_v2.queue_size % c.batch_size == 0, "moco_v2.queue_size",
              c.moco_v2.queue_size,
              f"the queue must hold a whole number (>= 1) of batches of {c.batch_size}")
+  from jejax.methods.simclr import LOSS_IMPLS
+  _require(c.simclr.loss_impl in LOSS_IMPLS, "simclr.loss_impl", c.simclr.loss_impl,
+           f"unknown loss implementation; known: {LOSS_IMPLS}")
+  if c.simclr.loss_impl != "dense":
+    ring = c.simclr.loss_impl == "ring"
+    anchors = 2 * c.batch_size // (max(c.num_devices, 1) if ring else 1)
+    _require((ring and c.simclr.chunk_size == 0) or
+             (c.simclr.chunk_size > 0 and anchors % c.simclr.chunk_size == 0),
+             "simclr.chunk_size", c.simclr.chunk_size,
+             f"must divide the {anchors} anchors of {'a device' if ring else 'the batch'}")
   for field in ("warmup_teacher_temperature_epochs", "freeze_last_layer_epochs"):
     _require(c.dino[field] >= 0, f"dino.{field}", c.dino[field], "must be >= 0")
   _require(c.augment.num_small_crops >= 0, "augment.num_small_crops",
@@ -199,4 +261,5 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _require(c.checkpoint.every_steps > 0, "checkpoint.every_steps", c.checkpoint.every_steps,
            "must be positive")
   _require(c.checkpoint.keep > 0, "checkpoint.keep", c.checkpoint.keep, "must be positive")
+  _validate_distributed(c.distributed)
   return c

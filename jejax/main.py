@@ -5,6 +5,19 @@
 
 Running it again with the same --workdir resumes from the latest checkpoint there. Ctrl-C
 or SIGTERM stop it after the current step, with a checkpoint of that step.
+
+Several hosts (or processes) train one run when each runs the same command with
+`--config.distributed.initialize=True` and a --workdir they all see. On Cloud TPU pods,
+SLURM, Open MPI and Kubernetes JAX reads the process layout from the environment;
+elsewhere give it, e.g. for process 1 of 2:
+
+  python -m jejax.main --config ... --workdir /shared/run --config.distributed.initialize=True \
+      --config.distributed.coordinator_address=host0:1234 \
+      --config.distributed.num_processes=2 --config.distributed.process_id=1
+
+The process joins the run in `jejax.train.loop.train`, before anything touches a device.
+A multi-host run may resume on another number of hosts or devices (set
+config.num_devices to match); the global batch is the same.
 """
 
 from absl import app, flags, logging

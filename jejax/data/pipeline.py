@@ -9,10 +9,24 @@ and step `s` takes its slice. A run resumed from a checkpoint at step `k` theref
 calls `train_batches(..., start_step=k)` and sees exactly the batches an unbroken run
 would have seen, with no iterator state to save.
 
+Several processes: every process computes the same global indices of step `s`, and
+loads only the rows of them that land on its own devices (`process_rows`); with the
+batch split over the data axis, the rows of all processes partition the global batch, so
+every example of it is read by exactly one host, and `to_global_array` assembles the
+global array from the pieces. The global
+batch of step `s` is therefore the same for any number of processes and devices, and a
+run may resume on another layout. This replaces the per-host file splits of tf.data
+pipelines (`tfds.even_splits(split, n=jax.process_count())`, `tfds.split_for_jax_process`):
+there each host shuffles its own fixed part of the data, so the global batch depends on
+the host count. A `TfdsSource` reads by index through `tfds.data_source`, so each host
+decodes only its rows, from whichever files hold them.
+
 Example:
   >>> mesh = make_mesh()
-  >>> batches = train_batches(source, 256, seed=0, start_step=state.step)
-  >>> for batch in prefetch_to_device(batches, data_sharding(mesh)):
+  >>> sharding = data_sharding(mesh)
+  >>> rows = process_rows(sharding, 256)  # all 256 with one process
+  >>> batches = train_batches(source, 256, seed=0, start_step=state.step, rows=rows)
+  >>> for batch in prefetch_to_device(batches, sharding, global_batch_size=256):
   ...   state, metrics = train_step(state, batch, rng)
 """
 
@@ -72,19 +86,35 @@ def batch_indices(num_examples: int, global_batch_size: int, seed: int, step: in
   return order[start:start + global_batch_size]
 
 
+def process_rows(sharding: Sharding, global_batch_size: int) -> np.ndarray:
+  """Positions (k,) in a global batch of `global_batch_size` rows that this process's
+  devices hold under `sharding` (which splits the batch axis only), in increasing order.
+
+  All positions with one process; with P processes and the batch split over all their
+  devices, the B / P positions of this process's devices. The order is the one in which
+  `jax.make_array_from_process_local_data` expects a process's rows.
+  """
+  positions = np.arange(global_batch_size)
+  index_map = sharding.addressable_devices_indices_map((global_batch_size,))
+  return np.unique(np.concatenate([positions[index[0]] for index in index_map.values()]))
+
+
 def train_batches(source: Source, global_batch_size: int, *, seed: int,
                   start_step: int = 0, num_steps: int | None = None,
-                  shuffle: bool = True) -> Iterator[Batch]:
-  """Global training batches for steps start_step, start_step + 1, ...
+                  shuffle: bool = True, rows: np.ndarray | None = None
+                  ) -> Iterator[Batch]:
+  """Training batches for steps start_step, start_step + 1, ...: the global batch, or
+  this process's `rows` of it.
 
-  Yields `source.get_batch(batch_indices(...))`: image (b, h, w, c) uint8, label (b,)
-  int32, b = global_batch_size. Infinite when `num_steps` is None.
+  Yields `source.get_batch(batch_indices(...)[rows])`: image (k, h, w, c) uint8, label
+  (k,) int32, with k = len(rows), or global_batch_size when `rows` is None. Infinite when
+  `num_steps` is None.
   """
   steps = itertools.count(start_step) if num_steps is None else range(
       start_step, start_step + num_steps)
   for step in steps:
-    yield source.get_batch(
-        batch_indices(len(source), global_batch_size, seed, step, shuffle))
+    indices = batch_indices(len(source), global_batch_size, seed, step, shuffle)
+    yield source.get_batch(indices if rows is None else indices[rows])
 
 
 def _pad_to(x: np.ndarray, size: int) -> np.ndarray:
@@ -92,32 +122,43 @@ def _pad_to(x: np.ndarray, size: int) -> np.ndarray:
   return np.concatenate([x, np.zeros((size - len(x),) + x.shape[1:], x.dtype)])
 
 
-def eval_batches(source: Source, batch_size: int, *, limit: int | None = None
-                 ) -> Iterator[Batch]:
+def eval_batches(source: Source, batch_size: int, *, limit: int | None = None,
+                 rows: np.ndarray | None = None) -> Iterator[Batch]:
   """Every example of `source` (its first `limit`) once, in order, in batches of exactly
-  `batch_size`.
+  `batch_size`; or this process's `rows` (sorted positions) of each such batch.
 
   The last batch is zero-padded to full size so a jitted eval step compiles once; its
-  `mask` (b,) bool is False on the padding, and metrics must be weighted by it.
-  Yields image (b, h, w, c) uint8, label (b,) int32, mask (b,) bool.
+  `mask` is False on the padding, and metrics must be weighted by it.
+  Yields image (k, h, w, c) uint8, label (k,) int32, mask (k,) bool, with k = len(rows),
+  or batch_size when `rows` is None.
   """
   num_examples = len(source) if limit is None else min(limit, len(source))
+  rows = np.arange(batch_size) if rows is None else rows
   for start in range(0, num_examples, batch_size):
-    indices = np.arange(start, min(start + batch_size, num_examples))
-    batch = {k: _pad_to(v, batch_size) for k, v in source.get_batch(indices).items()}
-    batch["mask"] = np.arange(batch_size) < len(indices)
+    indices = start + rows
+    # `rows` is sorted, so the padding is a suffix, as in the global batch.
+    mask = indices < num_examples
+    batch = {k: _pad_to(v, len(rows)) for k, v in source.get_batch(indices[mask]).items()}
+    batch["mask"] = mask
     yield batch
 
 
-def to_global_array(batch: dict[str, np.ndarray], sharding: Sharding) -> dict[str, jax.Array]:
-  """Places each leaf (b, ...) of a host batch as one global array laid out by `sharding`
-  (usually the batch axis split over the data axis of the mesh).
+def to_global_array(batch: Any, sharding: Sharding, global_batch_size: int | None = None
+                    ) -> Any:
+  """Places each leaf (k, ...) of a host batch as one global array (B, ...) laid out by
+  `sharding` (usually the batch axis split over the data axis of the mesh).
 
-  Single process: this host holds the whole global batch and `jax.device_put` scatters
-  it. With several processes each host would load only its slice of the indices and use
-  `jax.make_array_from_process_local_data` instead.
+  The leaves hold this process's rows `process_rows(sharding, B)` of the global batch,
+  in that order; `global_batch_size` None means they hold all of it (k = B, the only
+  case with one process, where the rows are scattered to the devices). With several
+  processes every process calls this with its own rows, and the result is one array
+  whose shards live on all of their devices.
   """
-  return jax.device_put(batch, sharding)
+  def place(x):
+    x = np.asarray(x)
+    shape = None if global_batch_size is None else (global_batch_size, *x.shape[1:])
+    return jax.make_array_from_process_local_data(sharding, x, shape)
+  return jax.tree.map(place, batch)
 
 
 # Marks the end of a finite source in the prefetch queue.
@@ -132,8 +173,12 @@ class _Failure:
 
 
 def prefetch_to_device(iterator: Iterable[dict[str, np.ndarray]], sharding: Sharding,
-                       size: int = 2) -> Iterator[dict[str, jax.Array]]:
+                       size: int = 2, *, global_batch_size: int | None = None
+                       ) -> Iterator[dict[str, jax.Array]]:
   """Yields the batches of `iterator` as global device arrays, prepared ahead of use.
+
+  `iterator` yields whole global batches, or, with several processes, this process's
+  rows of batches of `global_batch_size` (see `to_global_array`).
 
   A background thread pulls host batches (indexing, decoding, resizing: the slow part),
   places them with `to_global_array`, and keeps up to `size` of them in a queue, so the
@@ -165,7 +210,7 @@ def prefetch_to_device(iterator: Iterable[dict[str, np.ndarray]], sharding: Shar
   def produce() -> None:
     try:
       for batch in iterator:
-        if not put(to_global_array(batch, sharding)):
+        if not put(to_global_array(batch, sharding, global_batch_size)):
           return
     except BaseException as e:  # pylint: disable=broad-except
       put(_Failure(e))

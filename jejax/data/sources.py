@@ -213,6 +213,10 @@ class TfdsSource:
 
   def get_batch(self, indices: np.ndarray) -> Batch:
     """The examples at `indices` (b,): image (b, h, w, c) uint8, label (b,) int32."""
+    if len(indices) == 0:
+      # A process's share of the last, padded eval batch can be empty.
+      return {"image": np.zeros((0, *self.image_shape), np.uint8),
+              "label": np.zeros((0,), np.int32)}
     # One index at a time: the batched `__getitems__` is not implemented by
     # tfds.testing.mock_data's data source, and decoding dominates the cost anyway.
     examples = [self._data_source[int(i)] for i in indices]

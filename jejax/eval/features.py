@@ -11,7 +11,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jejax import parallel
-from jejax.data import eval_batches, to_global_array
+from jejax.data import eval_batches, process_rows, to_global_array
 from jejax.data.sources import Source
 from jejax.types import PyTree
 
@@ -28,13 +28,19 @@ def extract_features(model: nn.Module, variables: PyTree, source: Source, mesh: 
   """Backbone features (N, F) and labels (N,) of `source` (its first `limit` examples).
 
   `variables` is {'params': ..., 'batch_stats': ...}; BatchNorm runs in inference mode.
-  Batches are sharded over the mesh like training batches.
+  Batches are sharded over the mesh like training batches. With several processes each
+  loads and encodes its own rows of every batch, and the features, labels and masks
+  are all-gathered, so every process returns the same full arrays (and must call this
+  alike); kNN and probes then run redundantly on each, to the same result.
   """
   parallel.check_batch_divisible(batch_size, mesh)
   sharding = parallel.data_sharding(mesh)
+  rows = process_rows(sharding, batch_size)
   features, labels = [], []
-  for batch in eval_batches(source, batch_size, limit=limit):
-    images = to_global_array(batch["image"], sharding)
-    features.append(np.asarray(_encode(model, variables, images))[batch["mask"]])
-    labels.append(batch["label"][batch["mask"]])
+  for batch in eval_batches(source, batch_size, limit=limit, rows=rows):
+    batch = to_global_array(batch, sharding, batch_size)
+    encoded = parallel.to_host({"feature": _encode(model, variables, batch["image"]),
+                                "label": batch["label"], "mask": batch["mask"]})
+    features.append(encoded["feature"][encoded["mask"]])  # (b, F) -> (valid, F)
+    labels.append(encoded["label"][encoded["mask"]])
   return np.concatenate(features), np.concatenate(labels)

@@ -1,10 +1,12 @@
 """Pure-function SSL losses on embeddings: `(z1, z2, ..., *, hyperparameters) -> scalar`
 or `(scalar, metrics)`."""
 
+from jejax.losses.blockwise import chunked_nt_xent, ring_clip_loss, ring_nt_xent
 from jejax.losses.clustering import dino_loss, sinkhorn_knopp, swav_loss
-from jejax.losses.contrastive import moco_v2_loss, moco_v3_loss, nt_xent
+from jejax.losses.contrastive import clip_loss, moco_v2_loss, moco_v3_loss, nt_xent
 from jejax.losses.information import barlow_twins_loss, vicreg_loss
 from jejax.losses.regression import negative_cosine, normalized_mse
 
-__all__ = ["barlow_twins_loss", "dino_loss", "moco_v2_loss", "moco_v3_loss", "negative_cosine",
-           "normalized_mse", "nt_xent", "sinkhorn_knopp", "swav_loss", "vicreg_loss"]
+__all__ = ["barlow_twins_loss", "chunked_nt_xent", "clip_loss", "dino_loss", "moco_v2_loss",
+           "moco_v3_loss", "negative_cosine", "normalized_mse", "nt_xent", "ring_clip_loss",
+           "ring_nt_xent", "sinkhorn_knopp", "swav_loss", "vicreg_loss"]

@@ -90,3 +90,33 @@ def moco_v3_loss(query: ArrayLike, key: ArrayLike, *, temperature: float = 1.0) 
   k = jax.lax.stop_gradient(l2_normalize(jnp.asarray(key)))
   logits = (q @ k.T) / temperature  # (N, D) @ (D, N) -> (N, N), positives on the diagonal
   return 2.0 * temperature * jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.diagonal(logits))
+
+
+def clip_loss(a: ArrayLike, b: ArrayLike, *, temperature: float | ArrayLike = 0.07
+              ) -> jax.Array:
+  """CLIP's symmetric InfoNCE between paired embeddings of two modalities (Radford et al.
+  2021, Figure 3).
+
+  Row i of `a` and row i of `b` are a pair; each row's negatives are the other N - 1 rows
+  of the other modality in the *global* batch. The loss averages the cross-entropy of the
+  rows (a -> b) and of the columns (b -> a) of the (N, N) logits.
+
+  Args:
+    a: (N, D) embeddings of one modality, e.g. images (normalised here).
+    b: (N, D) embeddings of the other, e.g. texts, row i paired with `a[i]`.
+    temperature: tau = 1 / logit scale; CLIP learns it, starting at 0.07. A traced scalar
+      gets its gradient.
+
+  Returns:
+    Scalar: (mean row cross-entropy + mean column cross-entropy) / 2.
+
+  Example:
+    >>> z = jnp.eye(2)
+    >>> clip_loss(z, z, temperature=1.0)  # log(1 + 1 / e)
+  """
+  a, b = l2_normalize(jnp.asarray(a)), l2_normalize(jnp.asarray(b))
+  logits = (a @ b.T) / temperature  # (N, D) @ (D, N) -> (N, N), pairs on the diagonal
+  positive = jnp.diagonal(logits)
+  rows = jax.nn.logsumexp(logits, axis=1) - positive
+  columns = jax.nn.logsumexp(logits, axis=0) - positive
+  return (jnp.mean(rows) + jnp.mean(columns)) / 2.0

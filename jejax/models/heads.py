@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -12,22 +14,26 @@ class MLP(nn.Module):
 
   SimCLR's projector is MLP(hidden_dims=(2048,), out_dim=128); BYOL's projector and
   predictor are MLP(hidden_dims=(4096,), out_dim=256). `output_bn` adds a final
-  BatchNorm without affine, as in SimCLR v2 and MoCo v3 projectors.
+  BatchNorm without affine, as in SimCLR v2 and MoCo v3 projectors. `dtype` is the
+  compute dtype (input cast to it, output in it); params stay float32.
+
+  Input (B, F); output (B, out_dim).
   """
   hidden_dims: tuple[int, ...]
   out_dim: int
   output_bn: bool = False
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     for width in self.hidden_dims:
-      x = nn.Dense(width, use_bias=False)(x)
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+      x = nn.Dense(width, use_bias=False, dtype=self.dtype)(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
       x = nn.relu(x)
-    x = nn.Dense(self.out_dim, use_bias=not self.output_bn)(x)
+    x = nn.Dense(self.out_dim, use_bias=not self.output_bn, dtype=self.dtype)(x)
     if self.output_bn:
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                       use_scale=False, use_bias=False)(x)
+                       use_scale=False, use_bias=False, dtype=self.dtype)(x)
     return x
 
 

@@ -2,13 +2,14 @@
 
 `small_images=True` replaces the 7x7 stride-2 stem and its max-pool by one 3x3 stride-1
 conv, the usual CIFAR variant used by SimCLR's CIFAR-10 experiments (Chen et al. 2020,
-appendix B.9).
+appendix B.9). `dtype` is the compute dtype of every conv and BatchNorm (bfloat16 for mixed
+precision); params stay float32 and BatchNorm statistics are reduced in float32.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -19,17 +20,20 @@ class BasicBlock(nn.Module):
   """Two 3x3 convs; ResNet-18/34."""
   width: int
   strides: int = 1
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9)
-    y = nn.Conv(self.width, (3, 3), self.strides, use_bias=False)(x)
+    norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
+                   dtype=self.dtype)
+    conv = partial(nn.Conv, use_bias=False, dtype=self.dtype)
+    y = conv(self.width, (3, 3), self.strides)(x)
     y = nn.relu(norm()(y))
-    y = nn.Conv(self.width, (3, 3), use_bias=False)(y)
+    y = conv(self.width, (3, 3))(y)
     # Zero-init the last BN scale so each block starts as the identity (Goyal et al. 2017).
     y = norm(scale_init=nn.initializers.zeros)(y)
     if x.shape != y.shape:
-      x = norm()(nn.Conv(self.width, (1, 1), self.strides, use_bias=False)(x))
+      x = norm()(conv(self.width, (1, 1), self.strides)(x))
     return nn.relu(x + y)
 
 
@@ -37,16 +41,19 @@ class BottleneckBlock(nn.Module):
   """1x1 reduce, 3x3, 1x1 expand (x4); ResNet-50 and deeper."""
   width: int
   strides: int = 1
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9)
-    y = nn.relu(norm()(nn.Conv(self.width, (1, 1), use_bias=False)(x)))
-    y = nn.relu(norm()(nn.Conv(self.width, (3, 3), self.strides, use_bias=False)(y)))
-    y = nn.Conv(self.width * 4, (1, 1), use_bias=False)(y)
+    norm = partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
+                   dtype=self.dtype)
+    conv = partial(nn.Conv, use_bias=False, dtype=self.dtype)
+    y = nn.relu(norm()(conv(self.width, (1, 1))(x)))
+    y = nn.relu(norm()(conv(self.width, (3, 3), self.strides)(y)))
+    y = conv(self.width * 4, (1, 1))(y)
     y = norm(scale_init=nn.initializers.zeros)(y)
     if x.shape != y.shape:
-      x = norm()(nn.Conv(self.width * 4, (1, 1), self.strides, use_bias=False)(x))
+      x = norm()(conv(self.width * 4, (1, 1), self.strides)(x))
     return nn.relu(x + y)
 
 
@@ -56,20 +63,24 @@ class ResNet(nn.Module):
   block: type[nn.Module] = BasicBlock
   base_width: int = 64
   small_images: bool = False
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    x = x.astype(self.dtype)  # augmentation made float32 views
+    conv = partial(nn.Conv, use_bias=False, dtype=self.dtype)
     if self.small_images:
-      x = nn.Conv(self.base_width, (3, 3), use_bias=False)(x)
+      x = conv(self.base_width, (3, 3))(x)
     else:
-      x = nn.Conv(self.base_width, (7, 7), 2, padding=[(3, 3), (3, 3)], use_bias=False)(x)
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+      x = conv(self.base_width, (7, 7), 2, padding=[(3, 3), (3, 3)])(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                             dtype=self.dtype)(x))
     if not self.small_images:
       x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
     for stage, num_blocks in enumerate(self.stage_sizes):
       for i in range(num_blocks):
         strides = 2 if (stage > 0 and i == 0) else 1
-        x = self.block(self.base_width * 2**stage, strides)(x, train)
+        x = self.block(self.base_width * 2**stage, strides, self.dtype)(x, train)
     return jnp.mean(x, axis=(1, 2))  # (B, h, w, C) -> (B, C)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jejax import augment, methods, models
+from jejax import augment, methods, models, parallel
 from jejax.config import AUGMENT_FIELDS
 from jejax.train import optim
 
@@ -20,7 +21,12 @@ BACKBONES = {
 
 METHODS = {
     "simclr": lambda c, total_steps, steps_per_epoch: methods.SimCLR(
-        temperature=c.simclr.temperature),
+        temperature=c.simclr.temperature, loss_impl=c.simclr.loss_impl,
+        chunk_size=c.simclr.chunk_size or None,
+        # The ring's shard_map needs the mesh the step is jitted over; the loop makes it
+        # from the same setting (an equal mesh is the same mesh to jit and shard_map).
+        mesh=(parallel.make_mesh(c.num_devices or None) if c.simclr.loss_impl == "ring"
+              else None)),
     "byol": lambda c, total_steps, steps_per_epoch: methods.BYOL(
         total_steps=total_steps, base_momentum=c.byol.base_momentum),
     "swav": lambda c, total_steps, steps_per_epoch: methods.SwAV(
@@ -58,13 +64,20 @@ def _lookup(registry: dict, name: str, field: str):
   return registry[name]
 
 
+# Compute dtypes of `model.dtype`. float16 is left out: its 5-bit exponent needs loss
+# scaling, which bfloat16 (float32's exponent range) does not.
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
 def build_model(c: ml_collections.ConfigDict) -> models.SSLModel:
-  """Backbone, projector, and the predictor or prototypes the method needs."""
+  """Backbone, projector, and the predictor or prototypes the method needs, computing in
+  `model.dtype` (params, BatchNorm statistics and the outputs stay float32)."""
   m = c.model
-  backbone = _lookup(BACKBONES, m.backbone, "model.backbone")(m)
+  dtype = _lookup(DTYPES, m.dtype, "model.dtype")
+  backbone = _lookup(BACKBONES, m.backbone, "model.backbone")(m).clone(dtype=dtype)
   projector = models.MLP(tuple(m.projector_hidden), m.embed_dim,
-                         output_bn=m.projector_output_bn)
-  predictor = (models.MLP(tuple(m.predictor_hidden), m.embed_dim)
+                         output_bn=m.projector_output_bn, dtype=dtype)
+  predictor = (models.MLP(tuple(m.predictor_hidden), m.embed_dim, dtype=dtype)
                if m.predictor_hidden else None)
   return models.SSLModel(backbone, projector, predictor, m.num_prototypes)
 

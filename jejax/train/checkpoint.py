@@ -1,4 +1,13 @@
-"""Orbax checkpoints of the whole train state: periodic saves, keep-last-N, resume."""
+"""Orbax checkpoints of the whole train state: periodic saves, keep-last-N, resume.
+
+A checkpoint stores each array as a global array (tensorstore chunks plus its shape and
+dtype), not as the per-device pieces of the mesh that wrote it: a replicated array is
+written once, a sharded one as its shards, each by the process that holds it. Restoring
+reads each array into whatever sharding the template asks for, so a run saved on 8
+devices resumes on 4, on 1, or on several hosts, with bitwise the same values. Every
+process of a multi-process run must call `save` and `restore_latest` alike, on one
+directory they all see.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +17,13 @@ import jax
 import orbax.checkpoint as ocp
 
 from jejax.train.state import TrainState
+
+
+def _abstract(leaf) -> jax.ShapeDtypeStruct:
+  """Shape, dtype and sharding of an array; a ShapeDtypeStruct as it is."""
+  if isinstance(leaf, jax.ShapeDtypeStruct):
+    return leaf
+  return ocp.utils.to_shape_dtype_struct(leaf)
 
 
 class Checkpointer:
@@ -36,14 +52,19 @@ class Checkpointer:
   def restore_latest(self, template: TrainState) -> TrainState | None:
     """The latest saved state, placed like `template`; None when nothing was saved.
 
-    The template fixes the tree structure, dtypes and shardings, so a checkpoint written
-    by another config (a different model or method) fails here with orbax's error about
-    the mismatching tree.
+    The template (arrays, or `jax.ShapeDtypeStruct`s with a sharding) fixes the tree
+    structure, dtypes and shardings of the result, whatever mesh and shardings the
+    checkpoint was written from: a state saved replicated on 8 devices comes back
+    replicated over the template's 4 or 1, and leaves sharded along the data axis
+    (as FSDP will shard params) come back sharded as the template's leaves are, or
+    replicated. Each process reads only the parts its devices hold. A checkpoint
+    written by another config (a different model or method) fails here with orbax's
+    error about the mismatching tree.
     """
     step = self.manager.latest_step()
     if step is None:
       return None
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+    abstract = jax.tree.map(_abstract, template)
     return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
   def wait_until_finished(self) -> None:
