@@ -9,7 +9,7 @@ CONFIG ?= experiments/configs/simclr.py
 WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
 ARGS ?=
 
-.PHONY: setup data run test bench clean
+.PHONY: setup data run test bench bench-gpu bench-cpu-scaling clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,12 +32,22 @@ data: setup
 
 run: data
 	$(PY) -m jejax.main --config $(CONFIG) --workdir $(WORKDIR) $(ARGS)
+	$(PY) -m jejax.embed --workdir $(WORKDIR)
 
 test: data
 	$(PY) -m pytest -q -n 2 tests
 
 bench: data
 	$(PY) experiments/bench.py
+
+# SimCLR/BYOL on ResNet-18@32 and ResNet-50@224 in bf16, jejax beside PyTorch + lightly
+# (needs torch, torchvision and lightly in the venv, else that part is skipped).
+bench-gpu: setup
+	$(PY) experiments/bench_gpu.py --parts jax,torch $(ARGS)
+
+# Step time on 1, 2, 4, 8 fake CPU devices: sharding overhead, since they share the cores.
+bench-cpu-scaling: setup
+	$(PY) experiments/bench_gpu.py --parts cpu-scaling $(ARGS)
 
 clean:
 	rm -rf runs bench_results .pytest_cache

@@ -189,8 +189,10 @@ def prefetch_to_device(iterator: Iterable[dict[str, np.ndarray]], sharding: Shar
   An exception raised by `iterator` (or by the placement) is re-raised by this generator
   at the point the consumer would have received that batch. The generator ends after the
   last batch of a finite `iterator`. When the consumer stops early (break, exception,
-  `close()`), the producer thread notices within 0.1 s and exits; it is a daemon thread,
-  so it never keeps the interpreter alive.
+  `close()`), the producer thread notices within 0.1 s and exits, and the generator waits
+  for it: a thread still placing a batch while the interpreter shuts down aborted the
+  process (seen on a GPU host, jaxlib 0.11). It is a daemon thread, so a generator never
+  closed does not keep the interpreter alive.
   """
   if size < 1:
     raise ValueError(f"prefetch size must be at least 1, got {size}")
@@ -229,6 +231,7 @@ def prefetch_to_device(iterator: Iterable[dict[str, np.ndarray]], sharding: Shar
       yield item
   finally:
     stop.set()
+    thread.join()
 
 
 def host_pipeline_throughput(source: Source, global_batch_size: int, num_steps: int,
