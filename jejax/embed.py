@@ -30,24 +30,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-import jax
 import matplotlib
 
 matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
 from jejax import config as config_lib
 from jejax import data, parallel
 from jejax.eval import diagnostics, distances, plots, retrieval
+from jejax.train.checkpoint import Checkpointer, CheckpointMismatchError
 from jejax.train.loop import Run
-from jejax.types import PyTree
-
-
-class CheckpointMismatchError(ValueError):
-  """The checkpoint was written for another model or method than the config builds."""
 
 
 def config_from_dict(values: dict[str, Any]) -> ml_collections.ConfigDict:
@@ -86,42 +80,9 @@ def load_config(path: str | os.PathLike) -> ml_collections.ConfigDict:
   return config_lib.validate(c)
 
 
-def _path_name(path: tuple) -> str:
-  """'params/backbone/Conv_0/kernel' for a key path of dicts, dataclasses or tuples."""
-  names = []
-  for key in path:
-    for attribute in ("key", "name", "idx"):
-      if hasattr(key, attribute):
-        names.append(str(getattr(key, attribute)))
-        break
-    else:
-      names.append(str(key))
-  return "/".join(names)
-
-
-def _shapes(tree: PyTree) -> dict[str, tuple[tuple[int, ...], str]]:
-  return {_path_name(path): (tuple(leaf.shape), str(leaf.dtype))
-          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
-
-
-def checkpoint_mismatches(saved: PyTree, template: PyTree) -> list[str]:
-  """What differs between a checkpoint's array metadata and the state the config builds:
-  arrays only in one of them, and arrays whose shape or dtype differ. Empty if they match."""
-  saved, wanted = _shapes(saved), _shapes(template)
-  problems = {name: "in the checkpoint, not in the config's model"
-              for name in saved.keys() - wanted.keys()}
-  problems |= {name: "in the config's model, not in the checkpoint"
-               for name in wanted.keys() - saved.keys()}
-  problems |= {name: f"checkpoint {saved[name][0]} {saved[name][1]}, config "
-                     f"{wanted[name][0]} {wanted[name][1]}"
-               for name in saved.keys() & wanted.keys() if saved[name] != wanted[name]}
-  # The params first: the optimizer state and batch stats repeat what they say.
-  order = sorted(problems, key=lambda name: (not name.startswith("params/"), name))
-  return [f"{name}: {problems[name]}" for name in order]
-
-
 def restore_checkpoint(run: Run, directory: str | os.PathLike) -> tuple[Any, int]:
-  """The latest train state in `directory`, checked against `run`'s model first.
+  """The latest train state in `directory` and its step, checked against `run`'s model
+  before anything is read.
 
   Raises:
     FileNotFoundError: no checkpoint in `directory`.
@@ -130,22 +91,12 @@ def restore_checkpoint(run: Run, directory: str | os.PathLike) -> tuple[Any, int
   directory = Path(directory).absolute()
   if not directory.is_dir():
     raise FileNotFoundError(f"no checkpoint directory {directory}")
-  manager = ocp.CheckpointManager(directory, item_handlers=ocp.StandardCheckpointHandler())
-  step = manager.latest_step()
+  checkpointer = Checkpointer(directory, every_steps=1, keep=1)
+  step = checkpointer.latest_step()
   if step is None:
     raise FileNotFoundError(f"{directory} holds no checkpoint")
-  template = parallel.replicate(run.initial_state, run.mesh)
-  problems = checkpoint_mismatches(manager.item_metadata(step), template)
-  if problems:
-    shown = "\n  ".join(problems[:12]) + (f"\n  ... and {len(problems) - 12} more"
-                                          if len(problems) > 12 else "")
-    raise CheckpointMismatchError(
-        f"the checkpoint at {directory} (step {step}) does not match the config "
-        f"(method {run.config.method}, backbone {run.config.model.backbone}): "
-        f"{len(problems)} arrays differ:\n  {shown}\n"
-        "Use the config the checkpoint was trained with (its run's config.json).")
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-  return manager.restore(step, args=ocp.args.StandardRestore(abstract)), step
+  state = checkpointer.restore_latest(parallel.replicate(run.initial_state, run.mesh))
+  return state, step
 
 
 def class_similarity(features: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -19,6 +19,45 @@ import orbax.checkpoint as ocp
 from jejax.train.state import TrainState
 
 
+class CheckpointMismatchError(ValueError):
+  """The checkpoint holds other arrays than the state the config builds (another
+  backbone, width, head or method)."""
+
+
+def _path_name(path: tuple) -> str:
+  """'params/backbone/Conv_0/kernel' for a key path of dicts, dataclasses or tuples."""
+  names = []
+  for key in path:
+    for attribute in ("key", "name", "idx"):
+      if hasattr(key, attribute):
+        names.append(str(getattr(key, attribute)))
+        break
+    else:
+      names.append(str(key))
+  return "/".join(names)
+
+
+def _shapes(tree) -> dict[str, tuple[tuple[int, ...], str]]:
+  return {_path_name(path): (tuple(leaf.shape), str(leaf.dtype))
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def checkpoint_mismatches(saved, template) -> list[str]:
+  """What differs between a checkpoint's array metadata and a state template: arrays in
+  only one of them, and arrays whose shape or dtype differ; the params first (the
+  optimizer state and batch stats repeat what they say). Empty if they match."""
+  saved, wanted = _shapes(saved), _shapes(template)
+  problems = {name: "in the checkpoint, not in the config's model"
+              for name in saved.keys() - wanted.keys()}
+  problems |= {name: "in the config's model, not in the checkpoint"
+               for name in wanted.keys() - saved.keys()}
+  problems |= {name: f"checkpoint {saved[name][0]} {saved[name][1]}, config "
+                     f"{wanted[name][0]} {wanted[name][1]}"
+               for name in saved.keys() & wanted.keys() if saved[name] != wanted[name]}
+  order = sorted(problems, key=lambda name: (not name.startswith("params/"), name))
+  return [f"{name}: {problems[name]}" for name in order]
+
+
 def _abstract(leaf) -> jax.ShapeDtypeStruct:
   """Shape, dtype and sharding of an array; a ShapeDtypeStruct as it is."""
   if isinstance(leaf, jax.ShapeDtypeStruct):
@@ -35,8 +74,11 @@ class Checkpointer:
 
   def __init__(self, directory: str | os.PathLike, *, every_steps: int, keep: int):
     self.every_steps = every_steps
+    self.directory = os.path.abspath(directory)
+    # The handler named here (the one `StandardSave` uses anyway) lets the manager read a
+    # checkpoint's array metadata before restoring it.
     self.manager = ocp.CheckpointManager(
-        os.path.abspath(directory),
+        self.directory, item_handlers=ocp.StandardCheckpointHandler(),
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
 
   def save(self, state: TrainState, step: int, *, force: bool = False) -> None:
@@ -57,13 +99,24 @@ class Checkpointer:
     checkpoint was written from: a state saved replicated on 8 devices comes back
     replicated over the template's 4 or 1, and leaves sharded along the data axis
     (as FSDP will shard params) come back sharded as the template's leaves are, or
-    replicated. Each process reads only the parts its devices hold. A checkpoint
-    written by another config (a different model or method) fails here with orbax's
-    error about the mismatching tree.
+    replicated. Each process reads only the parts its devices hold.
+
+    Raises:
+      CheckpointMismatchError: the checkpoint was written for another model or method
+        (its arrays' names, shapes or dtypes differ from the template's); the message
+        names the differing arrays. Checked before anything is read.
     """
     step = self.manager.latest_step()
     if step is None:
       return None
+    problems = checkpoint_mismatches(self.manager.item_metadata(step), template)
+    if problems:
+      shown = "\n  ".join(problems[:12])
+      more = f"\n  ... and {len(problems) - 12} more" if len(problems) > 12 else ""
+      raise CheckpointMismatchError(
+          f"the checkpoint at {self.directory} (step {step}) does not match the config: "
+          f"{len(problems)} arrays differ:\n  {shown}{more}\n"
+          "Use the config the checkpoint was trained with (its run's config.json).")
     abstract = jax.tree.map(_abstract, template)
     return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
