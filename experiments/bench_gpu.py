@@ -164,7 +164,9 @@ def jejax_config(case: dict):
   """The method's experiment config, resized for the case: backbone, paper heads, LARS,
   the recipe's own augmentation (SimCLR's CIFAR setting, no blur, at 32 px)."""
   import importlib.util
+
   import jax
+
   from jejax import config as config_lib
   spec = importlib.util.spec_from_file_location(case["method"],
                                                 CONFIGS / f"{case['method']}.py")
@@ -207,6 +209,7 @@ def serving(source):
   so the measured step and host pipeline are exactly the ones training uses.
   """
   from unittest import mock
+
   from jejax import data
   with mock.patch.object(data, "get_source", lambda *args, **kwargs: source):
     yield
@@ -245,6 +248,7 @@ def jax_worker(case: dict) -> dict:
   """One jejax case; see the module docstring."""
   import jax
   import numpy as np
+
   from jejax import data, parallel
   from jejax.train.loop import Run, peak_memory_mib
 
@@ -323,6 +327,7 @@ def _torch_peer(case: dict, torch, device):
   and, for BYOL, prediction head) and BYOL's momentum copy (None for SimCLR). The CIFAR
   stem is SimCLR's: 3x3 stride-1 conv1, no max-pool."""
   import copy
+
   import torchvision
   from lightly.models import modules
   from lightly.models.utils import deactivate_requires_grad
@@ -395,8 +400,8 @@ class PilImages:
 def torch_worker(case: dict) -> dict:
   """One peer case; skipped with the reason when torch or lightly is missing."""
   try:
-    import torch
     import lightly
+    import torch
     from lightly.loss import NegativeCosineSimilarity, NTXentLoss
     from lightly.models.utils import update_momentum
     from lightly.utils.scheduler import cosine_schedule

@@ -7,7 +7,8 @@ import shutil
 
 import jax
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jejax import parallel
 from jejax.train import build, checkpoint, loop
