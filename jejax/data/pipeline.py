@@ -13,9 +13,8 @@ Several processes: every process computes the same global indices of step `s`, a
 loads only the rows of them that land on its own devices (`process_rows`); with the
 batch split over the data axis, the rows of all processes partition the global batch, so
 every example of it is read by exactly one host, and `to_global_array` assembles the
-global array from the pieces. The global
-batch of step `s` is therefore the same for any number of processes and devices, and a
-run may resume on another layout. This replaces the per-host file splits of tf.data
+global array from the pieces. The global batch of step `s` is therefore the same for any
+number of processes and devices, and a run may resume on another layout. This replaces the per-host file splits of tf.data
 pipelines (`tfds.even_splits(split, n=jax.process_count())`, `tfds.split_for_jax_process`):
 there each host shuffles its own fixed part of the data, so the global batch depends on
 the host count. A `TfdsSource` reads by index through `tfds.data_source`, so each host
