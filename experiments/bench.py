@@ -12,7 +12,6 @@ table and JSON, and writes bench_results/bench.json.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
 import time
@@ -28,10 +27,7 @@ CONFIGS = Path(__file__).parent / "configs"
 
 
 def load_config(method: str):
-  spec = importlib.util.spec_from_file_location(method, CONFIGS / f"{method}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return config_lib.validate(module.get_config())
+  return config_lib.validate(config_lib.load(CONFIGS / f"{method}.py"))
 
 
 def step_throughput(method: str, batch_size: int, steps: int) -> dict:

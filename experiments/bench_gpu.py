@@ -163,16 +163,10 @@ def step_model_flops(online: float, target: float | None, num_views: int = 2) ->
 def jejax_config(case: dict):
   """The method's experiment config, resized for the case: backbone, paper heads, LARS,
   the recipe's own augmentation (SimCLR's CIFAR setting, no blur, at 32 px)."""
-  import importlib.util
-
   import jax
 
   from jejax import config as config_lib
-  spec = importlib.util.spec_from_file_location(case["method"],
-                                                CONFIGS / f"{case['method']}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  c = module.get_config()
+  c = config_lib.load(CONFIGS / f"{case['method']}.py")
   c.num_devices = case["num_devices"]  # 0: every visible device
   c.batch_size = case["batch"] * (case["num_devices"] or jax.device_count())
   c.num_steps = case["warmup"] + 2 * case["steps"] + 1

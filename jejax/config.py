@@ -8,6 +8,11 @@ stops the run with a message naming the field.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any
 
 import ml_collections
 
@@ -263,3 +268,38 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _require(c.checkpoint.keep > 0, "checkpoint.keep", c.checkpoint.keep, "must be positive")
   _validate_distributed(c.distributed)
   return c
+
+
+def config_from_dict(values: dict[str, Any]) -> ml_collections.ConfigDict:
+  """A run's saved config (as in config.json) laid over `base_config()`.
+
+  JSON has no tuples, so lists become tuples where the base has a tuple; a key the base
+  does not know is an error (the file is from another version or not a jejax config).
+  Keys the file lacks keep their defaults (fields added after the run was saved).
+  """
+  def merge(target: ml_collections.ConfigDict, source: dict[str, Any], prefix: str):
+    for key, value in source.items():
+      if key not in target:
+        raise ValueError(f"config field {prefix}{key} is unknown to this version of jejax")
+      if isinstance(value, dict):
+        merge(target[key], value, f"{prefix}{key}.")
+      else:
+        target[key] = tuple(value) if isinstance(target[key], tuple) else value
+
+  c = base_config()
+  merge(c, values, "")
+  return c
+
+
+def load(path: str | os.PathLike) -> ml_collections.ConfigDict:
+  """The config of a run's config.json or of a config file with `get_config()` (such as
+  `experiments/configs/<method>.py`), not yet validated."""
+  path = Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"no config file at {path}")
+  if path.suffix == ".json":
+    return config_from_dict(json.loads(path.read_text()))
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()

@@ -24,7 +24,6 @@ named.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -34,7 +33,6 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt
-import ml_collections
 import numpy as np
 
 from jejax import config as config_lib
@@ -42,42 +40,6 @@ from jejax import data, parallel
 from jejax.eval import diagnostics, distances, plots, retrieval
 from jejax.train.checkpoint import Checkpointer, CheckpointMismatchError
 from jejax.train.loop import Run
-
-
-def config_from_dict(values: dict[str, Any]) -> ml_collections.ConfigDict:
-  """A run's saved config (as in config.json) laid over `base_config()`.
-
-  JSON has no tuples, so lists become tuples where the base has a tuple; a key the base
-  does not know is an error (the file is from another version or not a jejax config).
-  Keys the file lacks keep their defaults (fields added after the run was saved).
-  """
-  def merge(target: ml_collections.ConfigDict, source: dict[str, Any], prefix: str):
-    for key, value in source.items():
-      if key not in target:
-        raise ValueError(f"config field {prefix}{key} is unknown to this version of jejax")
-      if isinstance(value, dict):
-        merge(target[key], value, f"{prefix}{key}.")
-      else:
-        target[key] = tuple(value) if isinstance(target[key], tuple) else value
-
-  c = config_lib.base_config()
-  merge(c, values, "")
-  return c
-
-
-def load_config(path: str | os.PathLike) -> ml_collections.ConfigDict:
-  """A validated config from a run's config.json or a config file with `get_config()`."""
-  path = Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"no config file at {path}")
-  if path.suffix == ".json":
-    c = config_from_dict(json.loads(path.read_text()))
-  else:
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config()
-  return config_lib.validate(c)
 
 
 def restore_checkpoint(run: Run, directory: str | os.PathLike) -> tuple[Any, int]:
@@ -159,7 +121,7 @@ def embed(workdir: str | os.PathLike, *, config_path: str | os.PathLike | None =
           num_neighbours: int = 8, retrieval_size: int = 2000) -> dict[str, Any]:
   """The whole command as a function; returns the summary (also written to disk)."""
   workdir = Path(workdir)
-  c = load_config(config_path or workdir / "config.json")
+  c = config_lib.validate(config_lib.load(config_path or workdir / "config.json"))
   run = Run(c, workdir)
   state, step = restore_checkpoint(run, checkpoint_dir or workdir / "checkpoints")
   source = {"train": run.train_source, "test": run.test_source}.get(split)

@@ -1,7 +1,6 @@
 """Every test process sees 8 fake CPU devices, so 1-vs-8-device tests need no subprocess.
 The `tiny_config` fixture shrinks an experiment config to a test-sized model."""
 
-import importlib.util
 import os
 import pathlib
 
@@ -17,10 +16,8 @@ EXPERIMENT_CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "experiments"
 
 def experiment_config(method: str):
   """`experiments/configs/<method>.py`'s config."""
-  spec = importlib.util.spec_from_file_location(method, EXPERIMENT_CONFIGS / f"{method}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  from jejax import config as config_lib  # after XLA_FLAGS is set above
+  return config_lib.load(EXPERIMENT_CONFIGS / f"{method}.py")
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from jejax import config as config_lib
 from jejax import embed
 from jejax.train import loop
 
@@ -63,11 +64,11 @@ def test_a_missing_checkpoint_is_a_clear_error(trained_run, tmp_path):
 
 def test_config_round_trips_through_json(trained_run):
   workdir, run, _ = trained_run
-  restored = embed.load_config(workdir / "config.json")
+  restored = config_lib.validate(config_lib.load(workdir / "config.json"))
   assert restored.to_json_best_effort() == run.config.to_json_best_effort()
   assert restored.model.widths == (8, 16)  # a tuple again, as the model expects
   with pytest.raises(ValueError, match="model.colour is unknown"):
-    embed.config_from_dict({"model": {"colour": 1}})
+    config_lib.config_from_dict({"model": {"colour": 1}})
 
 
 def test_class_similarity_is_the_mean_pairwise_cosine():

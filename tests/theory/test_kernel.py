@@ -11,10 +11,10 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from jejax import theory
+from tests.theory.lbfgs import minimise
 
 vicreg_closed_form = jax.jit(theory.kernel_vicreg_closed_form, static_argnames="k")
 contrastive_closed_form = jax.jit(theory.kernel_contrastive_closed_form, static_argnames="k")
@@ -40,21 +40,6 @@ def _problem(seed, kernel="rbf", groups=10, views=3, d=5):
   return x, group_of, kmat, theory.augmentation_graph(group_of)
 
 
-def _minimise(loss, params, steps):
-  """L-BFGS (optax, zoom line search) on a deterministic loss, jitted as one scan."""
-  opt = optax.lbfgs()
-  value_and_grad = optax.value_and_grad_from_state(loss)
-
-  def step(carry, _):
-    params, state = carry
-    value, grad = value_and_grad(params, state=state)
-    updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=loss)
-    return (optax.apply_updates(params, updates), state), None
-
-  (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), length=steps)
-  return params
-
-
 def _vicreg_loss(alpha, kmat, graph, reg):
   # The constrained problem (K4), through the whitening reparametrisation.
   return theory.kernel_vicreg_objective(theory.whiten_coefficients(alpha, kmat), kmat, graph,
@@ -78,7 +63,7 @@ def _train(loss, steps):
   # One compilation per loss and shape: the problem is an argument, not a constant.
   def train(alpha, kmat, graph, reg):
     objective = functools.partial(loss, kmat=kmat, graph=graph, reg=reg)
-    return objective(_minimise(objective, alpha, steps))
+    return objective(minimise(objective, alpha, steps))
   return jax.jit(train)
 
 

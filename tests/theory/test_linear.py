@@ -8,10 +8,10 @@ of Propositions 4.3 and 4.4 against alpha sweeps on the data model of Section 4.
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from jejax import theory
+from tests.theory.lbfgs import minimise
 
 reconstruction_closed_form = jax.jit(theory.reconstruction_closed_form, static_argnames="k")
 joint_embedding_closed_form = jax.jit(theory.joint_embedding_closed_form, static_argnames="k")
@@ -54,21 +54,6 @@ def _random_problem(seed, n=40, d=8):
   return x, a @ a.T / d  # augmentation of the same order as the data
 
 
-def _minimise(loss, params, steps):
-  """L-BFGS (optax, zoom line search) on a deterministic loss, jitted as one scan."""
-  opt = optax.lbfgs()
-  value_and_grad = optax.value_and_grad_from_state(loss)
-
-  def step(carry, _):
-    params, state = carry
-    value, grad = value_and_grad(params, state=state)
-    updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=loss)
-    return (optax.apply_updates(params, updates), state), None
-
-  (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), length=steps)
-  return params
-
-
 def _largest_angle(a, b):
   return float(theory.principal_angles(a, b)[-1])
 
@@ -88,7 +73,7 @@ def test_reconstruction_closed_form_matches_training(seed, k):
   keys = jax.random.split(jax.random.key(seed))
   init = {"encoder": 0.1 * jax.random.normal(keys[0], (k, d), jnp.float64),
           "decoder": 0.1 * jax.random.normal(keys[1], (d, k), jnp.float64)}
-  trained = jax.jit(lambda p: _minimise(loss, p, steps=200))(init)
+  trained = jax.jit(lambda p: minimise(loss, p, steps=200))(init)
 
   assert float(loss(trained)) == pytest.approx(float(solution.objective), rel=1e-6)
   assert float(solution.objective) == pytest.approx(
@@ -118,7 +103,7 @@ def test_joint_embedding_closed_form_matches_training(seed, k):
     return theory.joint_embedding_objective(whiten(z), aug_cov)
 
   init = jax.random.normal(jax.random.key(seed), (k, d), jnp.float64)
-  encoder = whiten(jax.jit(lambda z: _minimise(loss, z, steps=200))(init))
+  encoder = whiten(jax.jit(lambda z: minimise(loss, z, steps=200))(init))
 
   np.testing.assert_allclose(theory.embedding_second_moment(encoder, x, aug_cov), np.eye(k),
                              atol=1e-10)
