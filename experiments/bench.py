@@ -21,7 +21,7 @@ import jax
 
 from jejax import config as config_lib
 from jejax import data, parallel
-from jejax.train.loop import Run
+from jejax.train.run import Run
 
 CONFIGS = Path(__file__).parent / "configs"
 

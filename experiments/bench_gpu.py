@@ -166,6 +166,7 @@ def jejax_config(case: dict):
   import jax
 
   from jejax import config as config_lib
+  from jejax.methods.views import AUGMENT_FIELDS
   c = config_lib.load(CONFIGS / f"{case['method']}.py")
   c.num_devices = case["num_devices"]  # 0: every visible device
   c.batch_size = case["batch"] * (case["num_devices"] or jax.device_count())
@@ -175,7 +176,7 @@ def jejax_config(case: dict):
   if case["backbone"] != "convnet":  # cpu-scaling keeps the default config
     m = METHODS[case["method"]]
     c.model.backbone = case["backbone"]
-    c.model.small_images = case["small_images"]
+    c.model[case["backbone"]].small_images = case["small_images"]
     c.model.projector_hidden = m["projector_hidden"]
     c.model.embed_dim = m["embed_dim"]
     c.model.predictor_hidden = m["predictor_hidden"]
@@ -183,7 +184,7 @@ def jejax_config(case: dict):
     c.optim.learning_rate = m["learning_rate"]
     c.optim.weight_decay = m["weight_decay"]
     c.simclr.temperature = simclr_temperature(case["image_size"])
-    for field in config_lib.AUGMENT_FIELDS:  # the Fashion-MNIST configs' overrides
+    for field in AUGMENT_FIELDS:  # the Fashion-MNIST configs' overrides
       c.augment[field] = None
     if case["image_size"] <= 32:
       c.augment.blur_prob = 0.0
@@ -193,20 +194,6 @@ def jejax_config(case: dict):
                        "switch; pass --dtype float32 to measure without it")
     c.model.dtype = case["dtype"]
   return config_lib.validate(c)
-
-
-@contextlib.contextmanager
-def serving(source):
-  """While active, `jejax.data.get_source` returns `source` for any name and split.
-
-  `Run` opens its splits by name; the benchmark gives it images held in memory instead,
-  so the measured step and host pipeline are exactly the ones training uses.
-  """
-  from unittest import mock
-
-  from jejax import data
-  with mock.patch.object(data, "get_source", lambda *args, **kwargs: source):
-    yield
 
 
 def _xla_flops(stage) -> float | None:
@@ -244,18 +231,19 @@ def jax_worker(case: dict) -> dict:
   import numpy as np
 
   from jejax import data, parallel
-  from jejax.train.loop import Run, peak_memory_mib
+  from jejax.job import peak_memory_mib
+  from jejax.train.run import Run
 
   c = jejax_config(case)
   batch = c.batch_size
   images = synthetic_images(store_size(batch), case["image_size"], case["channels"])
   source = data.ArraySource(images, np.zeros(len(images), np.int32), 10, "synthetic")
-  with serving(source), tempfile.TemporaryDirectory() as workdir:
-    run = Run(c, workdir)
+  with tempfile.TemporaryDirectory() as workdir:
+    run = Run(c, workdir, train_source=source, test_source=source)
   variables = {"params": run.initial_state.params,
                "batch_stats": run.initial_state.batch_stats}
-  online = forward_flops_per_image(run.model, variables, source.image_shape)
-  target = (forward_flops_per_image(run.model.clone(predictor=None), variables,
+  online = forward_flops_per_image(run.method.model, variables, source.image_shape)
+  target = (forward_flops_per_image(run.method.model.clone(predictor=None), variables,
                                     source.image_shape)
             if run.method.needs_target else None)
 

@@ -2,26 +2,28 @@
 
 Configs are `ml_collections.ConfigDict`s; `experiments/configs/<method>.py` override this
 base. `validate` runs when a config is read, before any data is touched, so a bad value
-stops the run with a message naming the field.
+stops the run with a message naming the field. The base holds one block per registered
+method (`config.<method>`) and per registered backbone (`config.model.<backbone>`), with
+the defaults they registered; each method validates its own settings.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import ml_collections
 
-from jejax.augment import ViewConfig
-from jejax.train.optim import OPTIMIZERS
-
-# ViewConfig fields a config may override (all but the output size), with their types.
-AUGMENT_FIELDS = {f.name: tuple if isinstance(f.default, tuple) else float
-                  for f in dataclasses.fields(ViewConfig) if f.name != "out_size"}
+from jejax.checks import ConfigError, require
+from jejax.methods import METHODS
+from jejax.methods.views import AUGMENT_FIELDS
+from jejax.models import BACKBONES
+from jejax.models.base import DTYPES
+from jejax.train.optim import NO_WEIGHT_DECAY, OPTIMIZERS
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -53,9 +55,9 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.backbone = "convnet"
-  c.model.widths = (16, 32, 64, 256)  # convnet only; ~0.5 s per step of 256 on 2 CPU cores
-  c.model.convs_per_stage = 1  # convnet only
-  c.model.small_images = True  # resnets: CIFAR stem
+  for entry in BACKBONES.entries():  # config.model.<backbone>: that backbone's settings
+    c.model[entry.name] = ml_collections.ConfigDict(entry.defaults)
+  # The heads of the view methods (SimCLR ... DINO):
   c.model.projector_hidden = (512,)
   c.model.embed_dim = 128
   c.model.projector_output_bn = False  # BatchNorm on the projector output (MoCo v3)
@@ -65,6 +67,7 @@ def base_config() -> ml_collections.ConfigDict:
   # optimizer, BatchNorm statistics, model outputs and losses stay float32).
   c.model.dtype = "float32"
 
+  # The views of the view methods.
   c.augment = ml_collections.ConfigDict()
   c.augment.recipe = "simclr"
   # Overrides of the recipe's ViewConfig fields (jejax.augment.ViewConfig), applied to
@@ -80,30 +83,19 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.name = "adamw"
   c.optim.learning_rate = 2e-3  # peak, for a batch of `base_batch_size`
   c.optim.base_batch_size = 256  # lr scales linearly with batch_size / base_batch_size
-  c.optim.weight_decay = 1e-5
-  c.optim.momentum = 0.9  # lars, sgd
   c.optim.warmup_epochs = 0.1
+  c.optim.weight_decay = 1e-5
+  # Not None: weight decay rises from weight_decay to this along a cosine (I-JEPA, DINO).
+  c.optim.weight_decay_end = ml_collections.FieldReference(None, field_type=float)
+  c.optim.momentum = 0.9  # lars, sgd
+  c.optim.b2 = 0.999  # adamw's second-moment decay (MAE: 0.95)
+  # Regular expressions on parameter paths ('encoder/block_0/.../kernel'): no weight
+  # decay for these (beyond biases and norms), no update at all for the frozen ones.
+  c.optim.no_weight_decay = NO_WEIGHT_DECAY
+  c.optim.frozen = ()
 
-  # Method hyperparameters; each method reads its own block. Paper defaults.
-  # loss_impl: 'dense' (the (2B, 2B) logits), 'chunked' (chunk_size anchors at a time) or
-  # 'ring' (key blocks passed round the devices; chunk_size tiles each device's 2B/P
-  # anchors, 0: one tile). All three give the same loss; see jejax.losses.blockwise.
-  c.simclr = ml_collections.ConfigDict({"temperature": 0.1, "loss_impl": "dense",
-                                        "chunk_size": 0})
-  c.byol = ml_collections.ConfigDict({"base_momentum": 0.996})
-  c.swav = ml_collections.ConfigDict({
-      "temperature": 0.1, "epsilon": 0.05, "sinkhorn_iters": 3,
-      "freeze_prototypes_epochs": 0.0})
-  c.vicreg = ml_collections.ConfigDict({"sim_weight": 25.0, "var_weight": 25.0,
-                                        "cov_weight": 1.0})
-  c.barlow_twins = ml_collections.ConfigDict({"off_diagonal_weight": 0.0051})
-  c.moco_v2 = ml_collections.ConfigDict({"temperature": 0.2, "queue_size": 65536,
-                                         "momentum": 0.999})
-  c.moco_v3 = ml_collections.ConfigDict({"temperature": 1.0, "base_momentum": 0.99})
-  c.dino = ml_collections.ConfigDict({
-      "student_temperature": 0.1, "teacher_temperature": 0.04,
-      "warmup_teacher_temperature": 0.04, "warmup_teacher_temperature_epochs": 0.0,
-      "center_momentum": 0.9, "base_momentum": 0.996, "freeze_last_layer_epochs": 0.0})
+  for entry in METHODS.entries():  # config.<method>: that method's hyperparameters
+    c[entry.name] = ml_collections.ConfigDict(entry.defaults)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.every_epochs = 1.0  # kNN monitor during training; 0 disables
@@ -114,6 +106,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.probe_learning_rate = 1e-2
   c.eval.probe_random_init = True  # also probe the encoder at initialisation
   c.eval.batch_size = 1000
+  # 'online': the trained network; 'target': the EMA target (I-JEPA evaluates its target
+  # encoder, DINO its teacher).
+  c.eval.encoder = "online"
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every_steps = 500
@@ -133,140 +128,79 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-def _require(ok: bool, field: str, value, why: str) -> None:
-  if not ok:
-    raise ValueError(f"config.{field}={value!r}: {why}")
-
-
-def _require_temperature(c: ml_collections.ConfigDict, field: str) -> None:
-  block, name = field.split(".")
-  _require(c[block][name] > 0, field, c[block][name], "a temperature must be positive")
-
-
-def _require_momentum(c: ml_collections.ConfigDict, field: str) -> None:
-  block, name = field.split(".")
-  _require(0.0 <= c[block][name] <= 1.0, field, c[block][name],
-           "an EMA momentum must lie in [0, 1]")
-
-
 def _validate_distributed(d: ml_collections.ConfigDict) -> None:
   layout = {k: d[k] for k in ("coordinator_address", "num_processes", "process_id")
             if d[k] is not None}
   # Without initialize, each process would train alone on the whole batch and write the
   # same checkpoints: a silent failure of what was meant to be one run.
-  _require(d.initialize or not layout, "distributed.initialize", d.initialize,
-           f"{sorted(layout)} set, so distributed.initialize must be True")
+  require(d.initialize or not layout, "distributed.initialize", d.initialize,
+          f"{sorted(layout)} set, so distributed.initialize must be True")
   if d.coordinator_address is not None:
     host, _, port = d.coordinator_address.rpartition(":")
-    _require(bool(host) and port.isdigit(), "distributed.coordinator_address",
-             d.coordinator_address, "must be 'host:port' of process 0")
+    require(bool(host) and port.isdigit(), "distributed.coordinator_address",
+            d.coordinator_address, "must be 'host:port' of process 0")
   if d.num_processes is not None:
-    _require(d.num_processes >= 1, "distributed.num_processes", d.num_processes,
-             "must be >= 1")
+    require(d.num_processes >= 1, "distributed.num_processes", d.num_processes,
+            "must be >= 1")
   if d.process_id is not None:
-    _require(0 <= d.process_id < (d.num_processes or float("inf")),
-             "distributed.process_id", d.process_id,
-             f"must lie in [0, num_processes={d.num_processes})")
+    require(0 <= d.process_id < (d.num_processes or float("inf")),
+            "distributed.process_id", d.process_id,
+            f"must lie in [0, num_processes={d.num_processes})")
+
+
+def _validate_optim(o: ml_collections.ConfigDict) -> None:
+  require(o.name in OPTIMIZERS, "optim.name", o.name, f"unknown optimizer; known: {OPTIMIZERS}")
+  for field in ("base_batch_size", "learning_rate"):
+    require(o[field] > 0, f"optim.{field}", o[field], "must be positive")
+  for field in ("weight_decay", "warmup_epochs"):
+    require(o[field] >= 0, f"optim.{field}", o[field], "must be >= 0")
+  if o.weight_decay_end is not None:
+    require(o.weight_decay_end >= 0, "optim.weight_decay_end", o.weight_decay_end,
+            "must be >= 0")
+  require(0 < o.b2 < 1, "optim.b2", o.b2, "must lie in (0, 1)")
+  for field in ("no_weight_decay", "frozen"):
+    for pattern in o[field]:
+      try:
+        re.compile(pattern)
+      except re.error as e:
+        raise ConfigError(f"config.optim.{field}: {pattern!r} is not a regular expression "
+                          f"({e})") from None
 
 
 def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Checks every value training depends on; returns the config unchanged."""
-  # Imported here: build imports this module.
-  from jejax.train.build import BACKBONES, DTYPES, METHODS, RECIPES
-  _require(c.method in METHODS, "method", c.method, f"unknown method; known: {sorted(METHODS)}")
-  _require(c.batch_size > 0, "batch_size", c.batch_size, "must be positive")
-  _require(c.epochs > 0 or c.num_steps > 0, "epochs", c.epochs,
-           "epochs or num_steps must be positive")
-  _require(c.num_devices >= 0, "num_devices", c.num_devices, "must be >= 0")
-  _require(c.accumulation_steps >= 1, "accumulation_steps", c.accumulation_steps,
-           "must be >= 1")
+  """Checks every value training depends on (the method checks its own); returns the
+  config unchanged. Raises `jejax.checks.ConfigError` naming the field."""
+  require(c.method in METHODS, "method", c.method,
+          f"unknown method; known: {', '.join(METHODS.names())}")
+  require(c.batch_size > 0, "batch_size", c.batch_size, "must be positive")
+  require(c.epochs > 0 or c.num_steps > 0, "epochs", c.epochs,
+          "epochs or num_steps must be positive")
+  require(c.num_devices >= 0, "num_devices", c.num_devices, "must be >= 0")
+  require(c.accumulation_steps >= 1, "accumulation_steps", c.accumulation_steps,
+          "must be >= 1")
   # Every microbatch is split evenly over the devices, so that a device's shard of the
   # batch holds its shard of every microbatch and the split moves no data. (With
   # num_devices=0 the device count is known only once the mesh is made.)
   split = c.accumulation_steps * max(c.num_devices, 1)
-  _require(c.batch_size % split == 0, "batch_size", c.batch_size,
-           f"must be divisible by accumulation_steps x num_devices = "
-           f"{c.accumulation_steps} x {max(c.num_devices, 1)} = {split}")
-  _require(c.model.backbone in BACKBONES, "model.backbone", c.model.backbone,
-           f"unknown backbone; known: {sorted(BACKBONES)}")
-  _require(c.model.embed_dim > 0, "model.embed_dim", c.model.embed_dim, "must be positive")
-  _require(c.model.dtype in DTYPES, "model.dtype", c.model.dtype,
-           f"unknown compute dtype; known: {sorted(DTYPES)}")
-  _require(c.augment.recipe in RECIPES, "augment.recipe", c.augment.recipe,
-           f"unknown view recipe; known: {sorted(RECIPES)}")
-  _require(c.optim.name in OPTIMIZERS, "optim.name", c.optim.name,
-           f"unknown optimizer; known: {OPTIMIZERS}")
-  _require(c.optim.base_batch_size > 0, "optim.base_batch_size", c.optim.base_batch_size,
-           "must be positive")
-  _require(c.optim.learning_rate > 0, "optim.learning_rate", c.optim.learning_rate,
-           "must be positive")
-  _require(c.optim.weight_decay >= 0, "optim.weight_decay", c.optim.weight_decay,
-           "must be >= 0")
-  _require(c.optim.warmup_epochs >= 0, "optim.warmup_epochs", c.optim.warmup_epochs,
-           "must be >= 0")
-  for field in ("simclr.temperature", "swav.temperature", "moco_v2.temperature",
-                "moco_v3.temperature", "dino.student_temperature", "dino.teacher_temperature",
-                "dino.warmup_teacher_temperature"):
-    _require_temperature(c, field)
-  for field in ("byol.base_momentum", "moco_v2.momentum", "moco_v3.base_momentum",
-                "dino.base_momentum", "dino.center_momentum"):
-    _require_momentum(c, field)
-  if c.method == "moco_v2":
-    # Each step pushes the global batch of keys; the ring buffer takes whole batches.
-    _require(c.moco_v2.queue_size >= c.batch_size and
-             c.moco_v2.queue_size % c.batch_size == 0, "moco_v2.queue_size",
-             c.moco_v2.queue_size,
-             f"the queue must hold a whole number (>= 1) of batches of {c.batch_size}")
-  from jejax.methods.simclr import LOSS_IMPLS
-  _require(c.simclr.loss_impl in LOSS_IMPLS, "simclr.loss_impl", c.simclr.loss_impl,
-           f"unknown loss implementation; known: {LOSS_IMPLS}")
-  if c.simclr.loss_impl != "dense":
-    ring = c.simclr.loss_impl == "ring"
-    anchors = 2 * c.batch_size // (max(c.num_devices, 1) if ring else 1)
-    _require((ring and c.simclr.chunk_size == 0) or
-             (c.simclr.chunk_size > 0 and anchors % c.simclr.chunk_size == 0),
-             "simclr.chunk_size", c.simclr.chunk_size,
-             f"must divide the {anchors} anchors of {'a device' if ring else 'the batch'}")
-  for field in ("warmup_teacher_temperature_epochs", "freeze_last_layer_epochs"):
-    _require(c.dino[field] >= 0, f"dino.{field}", c.dino[field], "must be >= 0")
-  _require(c.augment.num_small_crops >= 0, "augment.num_small_crops",
-           c.augment.num_small_crops, "must be >= 0")
-  if c.augment.num_small_crops:
-    _require(c.method in ("swav", "dino"), "augment.num_small_crops",
-             c.augment.num_small_crops, f"multi-crop is for swav and dino, not {c.method}")
-    _require(c.augment.small_crop_size > 0, "augment.small_crop_size",
-             c.augment.small_crop_size, "must be positive")
-    low, high = c.augment.small_crop_scale
-    _require(0 < low <= high <= 1, "augment.small_crop_scale", c.augment.small_crop_scale,
-             "must be (low, high) with 0 < low <= high <= 1")
-  _require(c.swav.epsilon > 0, "swav.epsilon", c.swav.epsilon, "must be positive")
-  _require(c.swav.sinkhorn_iters >= 1, "swav.sinkhorn_iters", c.swav.sinkhorn_iters,
-           "must be >= 1")
-  for field in ("sim_weight", "var_weight", "cov_weight"):
-    _require(c.vicreg[field] >= 0, f"vicreg.{field}", c.vicreg[field], "must be >= 0")
-  _require(c.barlow_twins.off_diagonal_weight >= 0, "barlow_twins.off_diagonal_weight",
-           c.barlow_twins.off_diagonal_weight, "must be >= 0")
-  if c.method in ("byol", "simsiam", "moco_v3"):
-    _require(len(c.model.predictor_hidden) > 0, "model.predictor_hidden",
-             c.model.predictor_hidden, f"{c.method} needs a predictor")
-  if c.method in ("swav", "dino"):
-    _require(c.model.num_prototypes > 0, "model.num_prototypes", c.model.num_prototypes,
-             f"{c.method} needs prototypes")
-  _require(c.swav.freeze_prototypes_epochs >= 0, "swav.freeze_prototypes_epochs",
-           c.swav.freeze_prototypes_epochs, "must be >= 0")
-  _require(c.eval.every_epochs >= 0, "eval.every_epochs", c.eval.every_epochs,
-           "must be >= 0 (0 disables the monitor)")
-  _require(c.eval.probe_epochs > 0, "eval.probe_epochs", c.eval.probe_epochs,
-           "must be positive")
-  _require(c.eval.batch_size > 0, "eval.batch_size", c.eval.batch_size, "must be positive")
-  _require(c.log_every_steps > 0, "log_every_steps", c.log_every_steps, "must be positive")
-  _require(c.eval.knn_k > 0, "eval.knn_k", c.eval.knn_k, "must be positive")
-  _require(c.eval.knn_temperature > 0, "eval.knn_temperature", c.eval.knn_temperature,
-           "must be positive")
-  _require(c.checkpoint.every_steps > 0, "checkpoint.every_steps", c.checkpoint.every_steps,
-           "must be positive")
-  _require(c.checkpoint.keep > 0, "checkpoint.keep", c.checkpoint.keep, "must be positive")
+  require(c.batch_size % split == 0, "batch_size", c.batch_size,
+          f"must be divisible by accumulation_steps x num_devices = "
+          f"{c.accumulation_steps} x {max(c.num_devices, 1)} = {split}")
+  require(c.model.backbone in BACKBONES, "model.backbone", c.model.backbone,
+          f"unknown backbone; known: {', '.join(BACKBONES.names())}")
+  require(c.model.dtype in DTYPES, "model.dtype", c.model.dtype,
+          f"unknown compute dtype; known: {sorted(DTYPES)}")
+  _validate_optim(c.optim)
+  e = c.eval
+  require(e.every_epochs >= 0, "eval.every_epochs", e.every_epochs,
+          "must be >= 0 (0 disables the monitor)")
+  for field in ("probe_epochs", "batch_size", "knn_k", "knn_temperature"):
+    require(e[field] > 0, f"eval.{field}", e[field], "must be positive")
+  require(c.log_every_steps > 0, "log_every_steps", c.log_every_steps, "must be positive")
+  require(c.checkpoint.every_steps > 0, "checkpoint.every_steps", c.checkpoint.every_steps,
+          "must be positive")
+  require(c.checkpoint.keep > 0, "checkpoint.keep", c.checkpoint.keep, "must be positive")
   _validate_distributed(c.distributed)
+  METHODS.get(c.method).value.validate(c)
   return c
 
 

@@ -39,7 +39,7 @@ from jejax import config as config_lib
 from jejax import data, parallel
 from jejax.eval import diagnostics, distances, plots, retrieval
 from jejax.train.checkpoint import Checkpointer, CheckpointMismatchError
-from jejax.train.loop import Run
+from jejax.train.run import Run
 
 
 def restore_checkpoint(run: Run, directory: str | os.PathLike) -> tuple[Any, int]:

@@ -23,7 +23,7 @@ config.num_devices to match); the global batch is the same.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jejax.train.loop import train_and_evaluate
+from jejax.job import train_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "experiments/configs/simclr.py", "Path to a config file with get_config().",

@@ -31,7 +31,7 @@ def tiny_config():
     c = experiment_config(method)
     c.num_devices = 2
     c.batch_size = batch_size
-    c.model.widths = (8, 16)
+    c.model.convnet.widths = (8, 16)
     c.model.projector_hidden = (32,) * len(c.model.projector_hidden)
     c.model.embed_dim = 16
     if c.model.predictor_hidden:

@@ -2,6 +2,7 @@
 a checkpoint of another model is refused."""
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -15,10 +16,9 @@ from jejax.train import loop
 def trained_run(tmp_path_factory):
   """A 2-step SimCLR run of the tiny test model, as the main job leaves it on disk;
   also the final state and the run, for independent references."""
-  from tests.conftest import experiment_config
-  c = experiment_config("simclr")
+  c = config_lib.load(pathlib.Path(__file__).parents[1] / "experiments/configs/simclr.py")
   c.num_devices, c.batch_size = 2, 16
-  c.model.widths, c.model.projector_hidden, c.model.embed_dim = (8, 16), (32,), 16
+  c.model.convnet.widths, c.model.projector_hidden, c.model.embed_dim = (8, 16), (32,), 16
   c.eval.every_epochs, c.progress_bar, c.num_steps = 0.0, False, 2
   workdir = tmp_path_factory.mktemp("run")
   run, state, _ = loop.train(c, workdir)
@@ -45,7 +45,7 @@ def test_embed_writes_the_features_of_the_checkpoint(trained_run, tmp_path):
 def test_a_checkpoint_of_another_model_is_refused(trained_run, tmp_path):
   workdir, _, _ = trained_run
   other = json.loads((workdir / "config.json").read_text())
-  other["model"]["widths"] = [8, 24]  # the second conv stage is wider
+  other["model"]["convnet"]["widths"] = [8, 24]  # the second conv stage is wider
   config_path = tmp_path / "other.json"
   config_path.write_text(json.dumps(other))
   with pytest.raises(embed.CheckpointMismatchError, match="does not match the config") as e:
@@ -66,7 +66,7 @@ def test_config_round_trips_through_json(trained_run):
   workdir, run, _ = trained_run
   restored = config_lib.validate(config_lib.load(workdir / "config.json"))
   assert restored.to_json_best_effort() == run.config.to_json_best_effort()
-  assert restored.model.widths == (8, 16)  # a tuple again, as the model expects
+  assert restored.model.convnet.widths == (8, 16)  # a tuple again, as the model expects
   with pytest.raises(ValueError, match="model.colour is unknown"):
     config_lib.config_from_dict({"model": {"colour": 1}})
 

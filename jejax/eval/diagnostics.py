@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jejax.eval.distances import squared_euclidean_distance
-from jejax.models.ssl import l2_normalize
+from jejax.numerics import l2_normalize
 
 
 def embedding_std(z: ArrayLike) -> jax.Array:

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jejax.models.ssl import l2_normalize
+from jejax.numerics import l2_normalize
 
 # Default matmul precision is TF32 on recent GPUs and one bf16 pass on TPUs: about 1e-3
 # relative error, enough to reorder near neighbours and to swamp the cancellation in

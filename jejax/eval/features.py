@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,18 +16,23 @@ from jejax.data.sources import Source
 from jejax.types import PyTree
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _encode(model: nn.Module, variables: PyTree, images: jax.Array) -> jax.Array:
-  x = images.astype(jnp.float32) / 255.0
-  return model.apply(variables, x, method="encode")
+FeatureFn = Callable[[PyTree, jax.Array], jax.Array]
 
 
-def extract_features(model: nn.Module, variables: PyTree, source: Source, mesh: Mesh, *,
+@functools.partial(jax.jit, static_argnames=("features",))
+def _encode(features: FeatureFn, variables: PyTree, images: jax.Array) -> jax.Array:
+  return features(variables, images.astype(jnp.float32) / 255.0)
+
+
+def extract_features(features: FeatureFn, variables: PyTree, source: Source, mesh: Mesh, *,
                      batch_size: int = 1000, limit: int | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
   """Backbone features (N, F) and labels (N,) of `source` (its first `limit` examples).
 
-  `variables` is {'params': ..., 'batch_stats': ...}; BatchNorm runs in inference mode.
+  `features(variables, images)` maps (b, H, W, C) float images in [0, 1] to (b, F)
+  features in inference mode (a method's `features`, with `variables` its
+  {'params': ..., 'batch_stats': ...}); it must be hashable, as it is a static argument
+  of the jitted encoder.
   Batches are sharded over the mesh like training batches. With several processes each
   loads and encodes its own rows of every batch, and the features, labels and masks
   are all-gathered, so every process returns the same full arrays (and must call this
@@ -36,11 +41,11 @@ def extract_features(model: nn.Module, variables: PyTree, source: Source, mesh: 
   parallel.check_batch_divisible(batch_size, mesh)
   sharding = parallel.data_sharding(mesh)
   rows = process_rows(sharding, batch_size)
-  features, labels = [], []
+  all_features, labels = [], []
   for batch in eval_batches(source, batch_size, limit=limit, rows=rows):
     batch = to_global_array(batch, sharding, batch_size)
-    encoded = parallel.to_host({"feature": _encode(model, variables, batch["image"]),
+    encoded = parallel.to_host({"feature": _encode(features, variables, batch["image"]),
                                 "label": batch["label"], "mask": batch["mask"]})
-    features.append(encoded["feature"][encoded["mask"]])  # (b, F) -> (valid, F)
+    all_features.append(encoded["feature"][encoded["mask"]])  # (b, F) -> (valid, F)
     labels.append(encoded["label"][encoded["mask"]])
-  return np.concatenate(features), np.concatenate(labels)
+  return np.concatenate(all_features), np.concatenate(labels)

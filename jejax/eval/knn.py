@@ -10,7 +10,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jejax.eval.distances import similarity
-from jejax.models.ssl import l2_normalize
+from jejax.numerics import l2_normalize
 
 
 @functools.partial(jax.jit, static_argnames=("k", "num_classes", "metric"))

@@ -36,7 +36,7 @@ from jax.sharding import AbstractMesh, Mesh
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jejax.models.ssl import l2_normalize
+from jejax.numerics import l2_normalize
 from jejax.parallel import DATA_AXIS
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import dataclasses
 
 from jejax import losses
-from jejax.methods.base import Method, copy_of, cosine_ema_momentum, ema
+from jejax.checks import require_momentum
+from jejax.methods.base import cosine_ema_momentum, ema, register_method
+from jejax.methods.views import ViewMethod
 
 
-@dataclasses.dataclass(frozen=True)
-class BYOL(Method):
+@register_method("byol", {"base_momentum": 0.996})
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BYOL(ViewMethod):
   """Attributes:
     total_steps: length of the run; the target decay reaches 1 there.
     base_momentum: tau_base, 0.996 in the paper.
@@ -18,14 +21,21 @@ class BYOL(Method):
   base_momentum: float = 0.996
 
   needs_target = True
+  needs_predictor = True
 
-  def init(self, params, rng):
-    return copy_of(params), {}
+  @classmethod
+  def validate(cls, c):
+    super().validate(c)
+    require_momentum(c.byol, "byol", "base_momentum")
 
-  def loss(self, online, target, state):
+  @classmethod
+  def hyperparameters(cls, block, c, setup):
+    return {**block, "total_steps": setup.total_steps}
+
+  def loss(self, outputs, target, inputs, state):
     # Each view's prediction regresses the target projection of the other view.
-    loss = (losses.normalized_mse(online[0]["prediction"], target[1]["embedding"]) +
-            losses.normalized_mse(online[1]["prediction"], target[0]["embedding"]))
+    loss = (losses.normalized_mse(outputs[0]["prediction"], target[1]["embedding"]) +
+            losses.normalized_mse(outputs[1]["prediction"], target[0]["embedding"]))
     return loss, {}, None
 
   def update(self, state, aux):

@@ -9,8 +9,10 @@ import jax
 import jax.numpy as jnp
 
 from jejax import losses
-from jejax.methods.base import (Method, copy_of, cosine_ema_momentum, ema, freeze_prototypes,
-                                normalize_prototypes)
+from jejax.checks import require_momentum, require_non_negative, require_temperature
+from jejax.methods.base import (cosine_ema_momentum, ema, freeze_prototypes,
+                                normalize_prototypes, register_method)
+from jejax.methods.views import ViewMethod
 
 
 def teacher_temperature_at(step: jax.Array, warmup_steps: int, start: float,
@@ -20,8 +22,12 @@ def teacher_temperature_at(step: jax.Array, warmup_steps: int, start: float,
   return start + (end - start) * progress
 
 
-@dataclasses.dataclass(frozen=True)
-class DINO(Method):
+@register_method("dino", {
+    "student_temperature": 0.1, "teacher_temperature": 0.04,
+    "warmup_teacher_temperature": 0.04, "warmup_teacher_temperature_epochs": 0.0,
+    "center_momentum": 0.9, "base_momentum": 0.996, "freeze_last_layer_epochs": 0.0})
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DINO(ViewMethod):
   """Attributes:
     total_steps: length of the run; the teacher momentum reaches 1 there.
     student_temperature: 0.1 in the paper.
@@ -51,20 +57,40 @@ class DINO(Method):
 
   needs_target = True
   num_target_views = 2
+  needs_prototypes = True
+  supports_multi_crop = True
 
-  def init(self, params, rng):
+  @classmethod
+  def validate(cls, c):
+    super().validate(c)
+    d = c.dino
+    require_temperature(d, "dino", "student_temperature", "teacher_temperature",
+                        "warmup_teacher_temperature")
+    require_momentum(d, "dino", "base_momentum", "center_momentum")
+    require_non_negative(d, "dino", "warmup_teacher_temperature_epochs",
+                         "freeze_last_layer_epochs")
+
+  @classmethod
+  def hyperparameters(cls, block, c, setup):
+    warmup_epochs = block.pop("warmup_teacher_temperature_epochs")
+    freeze_epochs = block.pop("freeze_last_layer_epochs")
+    return {**block, "total_steps": setup.total_steps,
+            "warmup_teacher_temperature_steps": round(warmup_epochs * setup.steps_per_epoch),
+            "freeze_last_layer_steps": round(freeze_epochs * setup.steps_per_epoch)}
+
+  def init_method_state(self, params, rng):
     num_prototypes = params["prototypes"]["prototypes"].shape[0]
-    return copy_of(params), {"center": jnp.zeros((num_prototypes,), jnp.float32)}
+    return {"center": jnp.zeros((num_prototypes,), jnp.float32)}
 
   def prepare_params(self, params, step):
     return freeze_prototypes(params, step < self.freeze_last_layer_steps)
 
-  def loss(self, online, target, state):
+  def loss(self, outputs, target, inputs, state):
     temperature = teacher_temperature_at(state.step, self.warmup_teacher_temperature_steps,
                                          self.warmup_teacher_temperature,
                                          self.teacher_temperature)
     teacher_scores = [out["scores"] for out in target]
-    loss = losses.dino_loss([out["scores"] for out in online], teacher_scores,
+    loss = losses.dino_loss([out["scores"] for out in outputs], teacher_scores,
                             state.method_state["center"],
                             student_temperature=self.student_temperature,
                             teacher_temperature=temperature)

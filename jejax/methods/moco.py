@@ -15,8 +15,10 @@ import jax
 import jax.numpy as jnp
 
 from jejax import losses
-from jejax.methods.base import Method, copy_of, cosine_ema_momentum, ema
-from jejax.models.ssl import l2_normalize
+from jejax.checks import require, require_momentum, require_temperature
+from jejax.methods.base import cosine_ema_momentum, ema, register_method
+from jejax.methods.views import ViewMethod
+from jejax.numerics import l2_normalize
 
 
 def push_to_queue(queue: jax.Array, position: jax.Array,
@@ -34,8 +36,9 @@ def push_to_queue(queue: jax.Array, position: jax.Array,
   return queue, (position + n) % size
 
 
-@dataclasses.dataclass(frozen=True)
-class MoCoV2(Method):
+@register_method("moco_v2", {"temperature": 0.2, "queue_size": 65536, "momentum": 0.999})
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MoCoV2(ViewMethod):
   """Attributes:
     embed_dim: D, the width of the keys in the queue.
     queue_size: K negatives; 65536 in the paper. The batch must divide it.
@@ -52,12 +55,27 @@ class MoCoV2(Method):
 
   needs_target = True
 
-  def init(self, params, rng):
-    queue = l2_normalize(jax.random.normal(rng, (self.queue_size, self.embed_dim)))
-    return copy_of(params), {"queue": queue, "queue_position": jnp.zeros((), jnp.int32)}
+  @classmethod
+  def validate(cls, c):
+    super().validate(c)
+    m = c.moco_v2
+    require_temperature(m, "moco_v2", "temperature")
+    require_momentum(m, "moco_v2", "momentum")
+    # Each step pushes the global batch of keys; the ring buffer takes whole batches.
+    require(m.queue_size >= c.batch_size and m.queue_size % c.batch_size == 0,
+            "moco_v2.queue_size", m.queue_size,
+            f"the queue must hold a whole number (>= 1) of batches of {c.batch_size}")
 
-  def loss(self, online, target, state):
-    query, key = online[0]["embedding"], target[1]["embedding"]
+  @classmethod
+  def hyperparameters(cls, block, c, setup):
+    return {**block, "embed_dim": c.model.embed_dim}
+
+  def init_method_state(self, params, rng):
+    queue = l2_normalize(jax.random.normal(rng, (self.queue_size, self.embed_dim)))
+    return {"queue": queue, "queue_position": jnp.zeros((), jnp.int32)}
+
+  def loss(self, outputs, target, inputs, state):
+    query, key = outputs[0]["embedding"], target[1]["embedding"]
     loss = losses.moco_v2_loss(query, key, state.method_state["queue"],
                                temperature=self.temperature)
     return loss, {}, l2_normalize(key)
@@ -71,8 +89,9 @@ class MoCoV2(Method):
         method_state={"queue": queue, "queue_position": position})
 
 
-@dataclasses.dataclass(frozen=True)
-class MoCoV3(Method):
+@register_method("moco_v3", {"temperature": 1.0, "base_momentum": 0.99})
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MoCoV3(ViewMethod):
   """Attributes:
     total_steps: length of the run; the momentum reaches 1 there.
     temperature: 1.0 for ResNets in the authors' code (0.2 for ViTs).
@@ -85,14 +104,22 @@ class MoCoV3(Method):
   base_momentum: float = 0.99
 
   needs_target = True
+  needs_predictor = True
 
-  def init(self, params, rng):
-    return copy_of(params), {}
+  @classmethod
+  def validate(cls, c):
+    super().validate(c)
+    require_temperature(c.moco_v3, "moco_v3", "temperature")
+    require_momentum(c.moco_v3, "moco_v3", "base_momentum")
 
-  def loss(self, online, target, state):
-    loss = (losses.moco_v3_loss(online[0]["prediction"], target[1]["embedding"],
+  @classmethod
+  def hyperparameters(cls, block, c, setup):
+    return {**block, "total_steps": setup.total_steps}
+
+  def loss(self, outputs, target, inputs, state):
+    loss = (losses.moco_v3_loss(outputs[0]["prediction"], target[1]["embedding"],
                                 temperature=self.temperature) +
-            losses.moco_v3_loss(online[1]["prediction"], target[0]["embedding"],
+            losses.moco_v3_loss(outputs[1]["prediction"], target[0]["embedding"],
                                 temperature=self.temperature))
     return loss, {}, None
 

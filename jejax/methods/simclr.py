@@ -8,13 +8,16 @@ import jax
 from jax.sharding import Mesh
 
 from jejax import losses
-from jejax.methods.base import Method
+from jejax.checks import require, require_temperature
+from jejax.methods.base import register_method
+from jejax.methods.views import ViewMethod
 
 LOSS_IMPLS = ("dense", "chunked", "ring")
 
 
-@dataclasses.dataclass(frozen=True)
-class SimCLR(Method):
+@register_method("simclr", {"temperature": 0.1, "loss_impl": "dense", "chunk_size": 0})
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SimCLR(ViewMethod):
   """SimCLR's loss, computed one of three ways that give the same value and gradient:
 
   'dense'    the (2B, 2B) logits at once (`losses.nt_xent`);
@@ -38,8 +41,28 @@ class SimCLR(Method):
     if self.loss_impl == "chunked" and not self.chunk_size:
       raise ValueError("loss_impl='chunked' needs a chunk_size")
 
-  def loss(self, online, target, state):
-    z1, z2 = online[0]["embedding"], online[1]["embedding"]
+  @classmethod
+  def validate(cls, c):
+    super().validate(c)
+    s = c.simclr
+    require_temperature(s, "simclr", "temperature")
+    require(s.loss_impl in LOSS_IMPLS, "simclr.loss_impl", s.loss_impl,
+            f"unknown loss implementation; known: {LOSS_IMPLS}")
+    if s.loss_impl != "dense":
+      ring = s.loss_impl == "ring"
+      anchors = 2 * c.batch_size // (max(c.num_devices, 1) if ring else 1)
+      require((ring and s.chunk_size == 0) or (s.chunk_size > 0 and anchors % s.chunk_size == 0),
+              "simclr.chunk_size", s.chunk_size,
+              f"must divide the {anchors} anchors of {'a device' if ring else 'the batch'}")
+
+  @classmethod
+  def hyperparameters(cls, block, c, setup):
+    # The ring's shard_map runs over the mesh the step is jitted over.
+    return {**block, "chunk_size": block["chunk_size"] or None,
+            "mesh": setup.mesh if block["loss_impl"] == "ring" else None}
+
+  def loss(self, outputs, target, inputs, state):
+    z1, z2 = outputs[0]["embedding"], outputs[1]["embedding"]
     if self.loss_impl == "chunked":
       loss = losses.chunked_nt_xent(z1, z2, temperature=self.temperature,
                                     chunk_size=self.chunk_size)

@@ -8,6 +8,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jejax.models.base import BACKBONES
+
 
 class ConvNet(nn.Module):
   """Conv-BN-ReLU stages, each halving the resolution, then global average pooling.
@@ -34,3 +36,9 @@ class ConvNet(nn.Module):
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
         x = nn.relu(x)
     return x.mean(axis=(1, 2))  # (B, h, w, C) -> (B, C)
+
+
+@BACKBONES.register("convnet", {"widths": (16, 32, 64, 256), "convs_per_stage": 1})
+def _build(block, dtype) -> ConvNet:
+  return ConvNet(widths=tuple(block["widths"]), convs_per_stage=block["convs_per_stage"],
+                 dtype=dtype)

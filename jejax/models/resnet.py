@@ -15,6 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jejax.models.base import BACKBONES
+
 
 class BasicBlock(nn.Module):
   """Two 3x3 convs; ResNet-18/34."""
@@ -86,3 +88,13 @@ class ResNet(nn.Module):
 
 ResNet18 = partial(ResNet, stage_sizes=(2, 2, 2, 2), block=BasicBlock)
 ResNet50 = partial(ResNet, stage_sizes=(3, 4, 6, 3), block=BottleneckBlock)
+
+
+@BACKBONES.register("resnet18", {"small_images": True})
+def _build_resnet18(block, dtype) -> ResNet:
+  return ResNet18(small_images=block["small_images"], dtype=dtype)
+
+
+@BACKBONES.register("resnet50", {"small_images": True})
+def _build_resnet50(block, dtype) -> ResNet:
+  return ResNet50(small_images=block["small_images"], dtype=dtype)

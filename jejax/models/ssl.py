@@ -7,11 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from jejax.models.heads import MLP, Prototypes
-
-
-def l2_normalize(x: jax.Array, axis: int = -1, eps: float = 1e-12) -> jax.Array:
-  """x / ||x||, safe at zero (the norm is floored at sqrt(eps))."""
-  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=axis, keepdims=True), eps))
+from jejax.numerics import l2_normalize
 
 
 class SSLModel(nn.Module):

@@ -17,6 +17,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from jejax.train.state import TrainState
+from jejax.types import path_name
 
 
 class CheckpointMismatchError(ValueError):
@@ -24,21 +25,8 @@ class CheckpointMismatchError(ValueError):
   backbone, width, head or method)."""
 
 
-def _path_name(path: tuple) -> str:
-  """'params/backbone/Conv_0/kernel' for a key path of dicts, dataclasses or tuples."""
-  names = []
-  for key in path:
-    for attribute in ("key", "name", "idx"):
-      if hasattr(key, attribute):
-        names.append(str(getattr(key, attribute)))
-        break
-    else:
-      names.append(str(key))
-  return "/".join(names)
-
-
 def _shapes(tree) -> dict[str, tuple[tuple[int, ...], str]]:
-  return {_path_name(path): (tuple(leaf.shape), str(leaf.dtype))
+  return {path_name(path): (tuple(leaf.shape), str(leaf.dtype))
           for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 

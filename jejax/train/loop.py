@@ -1,7 +1,6 @@
-"""The training loop: data, state, the jitted step, checkpoints, evaluation, outputs.
-
-`train_and_evaluate(config, workdir)` is the whole main job as an importable function;
-`jejax.main` only parses flags and calls it.
+"""The training loop: resume, the jitted step over the batches, logs, checkpoints, the
+kNN monitor. `train(config, workdir)` runs it; `jejax.job.train_and_evaluate` adds the
+final evaluation and outputs (the main job), `jejax.main` parses flags and calls that.
 
 Several processes (`config.distributed`) run the same program on one mesh: each feeds
 its devices' rows of every batch, all of them save checkpoints together (orbax writes
@@ -13,9 +12,9 @@ writes config.json, metrics.jsonl, plots and summary.json, prints, and shows pro
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
-import resource
 import signal
 import sys
 import threading
@@ -25,29 +24,16 @@ from typing import Any
 
 import jax
 import ml_collections
-import numpy as np
-from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
 from jejax import config as config_lib
 from jejax import data, parallel
-from jejax.eval import diagnostics, plots
-from jejax.eval.features import extract_features
-from jejax.eval.knn import knn_accuracy
-from jejax.eval.linear_probe import linear_probe
-from jejax.train import build, checkpoint
-from jejax.train.step import init_state, make_step
+from jejax.data.sources import Source
+from jejax.eval import protocol
+from jejax.train import checkpoint
+from jejax.train.run import Run
 
 METRICS_FILE = "metrics.jsonl"
-
-
-def _schedule_lengths(c: ml_collections.ConfigDict, num_examples: int) -> tuple[int, int]:
-  steps_per_epoch = data.steps_per_epoch(num_examples, c.batch_size)
-  total_steps = c.num_steps if c.num_steps > 0 else round(c.epochs * steps_per_epoch)
-  if total_steps < 1:
-    raise ValueError(f"config.epochs={c.epochs} is less than one step of batch "
-                     f"{c.batch_size} over {num_examples} examples")
-  return steps_per_epoch, total_steps
 
 
 def _read_records(path: Path, up_to_step: int) -> list[dict]:
@@ -98,51 +84,6 @@ def _check_same_config(c: ml_collections.ConfigDict, path: Path) -> None:
                      "resume it with its own config.json or start a new --workdir")
 
 
-class Run:
-  """Everything one run is made of, built from a validated config."""
-
-  def __init__(self, c: ml_collections.ConfigDict, workdir: str | os.PathLike):
-    self.config = c
-    self.workdir = Path(workdir)
-    self.train_source = data.get_source(c.data.name, "train", data_dir=c.data.data_dir,
-                                        image_size=c.data.image_size)
-    self.test_source = data.get_source(c.data.name, "test", data_dir=c.data.data_dir,
-                                       image_size=c.data.image_size)
-    self.image_shape = self.train_source.image_shape
-    data.validate_image_shape(self.test_source.image_shape, self.image_shape)
-    self.mesh = parallel.make_mesh(c.num_devices or None)
-    parallel.check_batch_divisible(c.batch_size, self.mesh)
-    # Each microbatch of gradient accumulation is split over the data axis too.
-    parallel.check_batch_divisible(c.batch_size // c.accumulation_steps, self.mesh)
-    self.steps_per_epoch, self.total_steps = _schedule_lengths(c, len(self.train_source))
-    self.model = build.build_model(c)
-    self.method = build.build_method(c, self.total_steps, self.steps_per_epoch)
-    self.optimizer, self.schedule = build.build_optimizer(c, self.total_steps,
-                                                          self.steps_per_epoch)
-    self.recipes = build.build_views(c, self.image_shape[0])
-    init_rng, self.step_rng = jax.random.split(jax.random.key(c.seed))
-    # On the host: the step donates the device copy, and the random-init baseline of the
-    # final evaluation needs these values again.
-    self.initial_state = jax.device_get(init_state(self.model, self.method, self.optimizer,
-                                                   init_rng, self.image_shape))
-    self.step_fn = make_step(self.mesh, model=self.model, method=self.method,
-                             optimizer=self.optimizer, recipes=self.recipes,
-                             accumulation_steps=c.accumulation_steps)
-
-  def features(self, state, source, limit=None):
-    variables = {"params": state.params, "batch_stats": state.batch_stats}
-    return extract_features(self.model, variables, source, self.mesh,
-                            batch_size=self.config.eval.batch_size, limit=limit)
-
-  def knn(self, state, train_limit=None) -> float:
-    e = self.config.eval
-    train_x, train_y = self.features(state, self.train_source, limit=train_limit)
-    test_x, test_y = self.features(state, self.test_source)
-    return knn_accuracy(train_x, train_y, test_x, test_y, k=e.knn_k,
-                        temperature=e.knn_temperature,
-                        num_classes=self.train_source.num_classes)
-
-
 def _agree_to_stop(interrupted: list[str], can_sync: bool) -> bool:
   """Whether to stop after this step. With several processes all must stop after the
   same step, so they agree through a collective, and only where `can_sync` (logging
@@ -154,11 +95,13 @@ def _agree_to_stop(interrupted: list[str], can_sync: bool) -> bool:
 
 
 def train(c: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
+          train_source: Source | None = None, test_source: Source | None = None,
           stop_at_step: int | None = None) -> tuple[Run, Any, list[dict]]:
   """Trains (resuming from the latest checkpoint in `workdir`) up to the run's length,
   or up to `stop_at_step`, saving a checkpoint there. Returns the run, the final state and
   the metric records. An interruption (Ctrl-C, SIGTERM via KeyboardInterrupt) saves the
-  state reached before it is re-raised, so nothing is lost.
+  state reached before it is re-raised, so nothing is lost. The sources default to
+  `config.data`'s.
 
   With `config.distributed.initialize`, this process first joins the multi-process run
   (before anything touches a device); every process calls `train` alike and gets the
@@ -167,7 +110,7 @@ def train(c: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
   if c.distributed.initialize:
     d = c.distributed
     parallel.initialize_distributed(d.coordinator_address, d.num_processes, d.process_id)
-  run = Run(c, workdir)
+  run = Run(c, workdir, train_source=train_source, test_source=test_source)
   main = parallel.is_main_process()
   run.workdir.mkdir(parents=True, exist_ok=True)
   config_path = run.workdir / "config.json"
@@ -224,7 +167,9 @@ def train(c: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
                                img_s=f"{record['images_per_second']:.0f}")
         if eval_every and (step % eval_every == 0 or step == run.total_steps):
           record = record or {"step": step, "epoch": step / run.steps_per_epoch}
-          record["knn_accuracy"] = run.knn(state, c.eval.monitor_train_examples)
+          record["knn_accuracy"] = protocol.knn_monitor(
+              functools.partial(run.features, state), run.train_source, run.test_source,
+              c.eval, train_limit=c.eval.monitor_train_examples)
           if main:
             progress.write(f"step {step}: kNN accuracy {record['knn_accuracy']:.4f} "
                            f"({c.eval.monitor_train_examples} train examples as the bank)")
@@ -252,88 +197,3 @@ def train(c: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
   checkpointer.save(state, int(state.step), force=True)
   checkpointer.wait_until_finished()
   return run, state, records
-
-
-def evaluate(run: Run, state) -> dict[str, float]:
-  """Final evaluation on the full splits: weighted kNN, linear probe, collapse metrics;
-  and the linear probe of the same encoder at its random initialisation.
-
-  With several processes the features are gathered to every process (see
-  `extract_features`), which computes the same numbers; process 0 draws the plot."""
-  e = run.config.eval
-  num_classes = run.train_source.num_classes
-  train_x, train_y = run.features(state, run.train_source)
-  test_x, test_y = run.features(state, run.test_source)
-  probe_kwargs = dict(num_classes=num_classes, epochs=e.probe_epochs,
-                      learning_rate=e.probe_learning_rate, seed=run.config.seed)
-  results = {
-      "knn_accuracy": knn_accuracy(train_x, train_y, test_x, test_y, k=e.knn_k,
-                                   temperature=e.knn_temperature, num_classes=num_classes),
-      "linear_probe_accuracy": linear_probe(train_x, train_y, test_x, test_y,
-                                            **probe_kwargs)["test_accuracy"],
-      "effective_rank": float(diagnostics.effective_rank(test_x)),
-      "embedding_std": float(diagnostics.embedding_std(test_x)),
-      "feature_dim": int(test_x.shape[1]),
-  }
-  if e.probe_random_init:
-    init = parallel.replicate(run.initial_state, run.mesh)
-    init_train_x, _ = run.features(init, run.train_source)
-    init_test_x, _ = run.features(init, run.test_source)
-    results["random_init_linear_probe_accuracy"] = linear_probe(
-        init_train_x, train_y, init_test_x, test_y, **probe_kwargs)["test_accuracy"]
-    results["random_init_effective_rank"] = float(diagnostics.effective_rank(init_test_x))
-  class_names = (data.FASHION_MNIST_CLASSES if run.config.data.name == "fashion_mnist"
-                 else [str(i) for i in range(num_classes)])
-  if parallel.is_main_process():
-    plots.plot_embedding_2d(test_x, test_y, class_names, run.workdir / "embeddings_2d.png",
-                            title=f"{run.config.method}: test features (PCA)")
-  return results
-
-
-def peak_memory_mib() -> dict[str, float]:
-  """The peak resident memory of a process, and the peak allocation of a device where
-  the backend reports it (GPUs and TPUs do; XLA:CPU does not, its buffers are in the
-  RSS); with several processes, the largest over all of them (a collective)."""
-  host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  stats = [d.memory_stats() for d in jax.local_devices()]
-  device = (max(s["peak_bytes_in_use"] for s in stats) / 2**20
-            if all(s and "peak_bytes_in_use" in s for s in stats) else np.nan)
-  if jax.process_count() > 1:
-    gathered = multihost_utils.process_allgather(np.array([host, device]))  # (P, 2)
-    host, device = np.max(gathered, axis=0)
-  peaks = {"peak_host_memory_mib": float(host)}
-  if not np.isnan(device):
-    peaks["peak_device_memory_mib"] = float(device)
-  return peaks
-
-
-def format_summary(config: ml_collections.ConfigDict, results: dict[str, Any]) -> str:
-  """A two-column table of the run's headline numbers."""
-  rows = [("method", config.method), ("dataset", config.data.name),
-          ("backbone", config.model.backbone)] + [(k, results[k]) for k in results]
-  width = max(len(k) for k, _ in rows)
-  lines = [f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}"
-           for k, v in rows]
-  rule = "-" * max(len(line) for line in lines)
-  return "\n".join([rule, *lines, rule])
-
-
-def train_and_evaluate(c: ml_collections.ConfigDict, workdir: str | os.PathLike
-                       ) -> dict[str, Any]:
-  """The main job: train, evaluate, plot, summarise. Returns the summary dict."""
-  start = time.perf_counter()
-  run, state, records = train(c, workdir)
-  train_images_per_second = [r["images_per_second"] for r in records if "images_per_second" in r]
-  results = evaluate(run, state)
-  results["steps"] = int(state.step)
-  results["train_images_per_second"] = float(np.median(train_images_per_second)) \
-      if train_images_per_second else float("nan")
-  results["wall_seconds"] = time.perf_counter() - start
-  results.update(peak_memory_mib())
-  if parallel.is_main_process():
-    plots.plot_training(records, run.workdir / "training.png")
-    (run.workdir / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(format_summary(c, results))
-    print(f"outputs in {run.workdir}: config.json, {METRICS_FILE}, summary.json, "
-          "training.png, embeddings_2d.png, checkpoints/")
-  return results

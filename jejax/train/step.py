@@ -5,106 +5,64 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
 from jejax import parallel
-from jejax.augment import ViewConfig, make_views
 from jejax.eval.diagnostics import effective_rank, embedding_std
-from jejax.methods.base import Method, Outputs
+from jejax.methods.base import Batch, Inputs, Method, Outputs
 from jejax.train.state import TrainState
 from jejax.types import PyTree
 
-Batch = dict[str, jax.Array]
 StepFn = Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict[str, jax.Array]]]
-
-
-def forward(model: nn.Module, params: PyTree, batch_stats: PyTree,
-            views: tuple[jax.Array, ...]) -> tuple[Outputs, PyTree]:
-  """Runs the model in training mode on the views, one call per resolution.
-
-  Consecutive views of one shape are stacked along the batch and go through one call, so
-  BatchNorm statistics are taken over all of them, as SimCLR's reference code does; a
-  multi-crop layout (2 large, then N small crops) makes two calls, as SwAV's code does,
-  each updating the running statistics. Returns per-view outputs and the new stats.
-  """
-  per_view = []
-  for group in _runs_of_equal_shape(views):
-    x = jnp.concatenate(group, axis=0)  # G x (B, H, W, C) -> (G*B, H, W, C)
-    out, mutated = model.apply({"params": params, "batch_stats": batch_stats}, x,
-                               train=True, mutable=["batch_stats"])
-    batch_stats = mutated["batch_stats"]
-    b = group[0].shape[0]
-    per_view += [jax.tree.map(lambda a, i=i, b=b: a[i * b:(i + 1) * b], out)
-                 for i in range(len(group))]
-  return per_view, batch_stats
-
-
-def _runs_of_equal_shape(views: tuple[jax.Array, ...]) -> list[list[jax.Array]]:
-  """[[v1, v2], [v3, v4, v5]] for views whose shapes are (a, a, b, b, b)."""
-  groups = []
-  for view in views:
-    if groups and groups[-1][0].shape == view.shape:
-      groups[-1].append(view)
-    else:
-      groups.append([view])
-  return groups
 
 
 class LossAndGrads(NamedTuple):
   """What the step needs from the forward and backward passes of one batch."""
   loss: jax.Array  # scalar, the method's loss on the whole batch
   grads: PyTree  # d loss / d params
-  batch_stats: PyTree  # the updated BatchNorm running statistics
+  batch_stats: PyTree  # the online network's updated BatchNorm running statistics
+  target_batch_stats: PyTree  # the target network's
   metrics: dict[str, jax.Array]  # the method's own metrics
   aux: Any  # what `method.update` needs (MoCo's keys, DINO's batch center)
-  embedding: jax.Array  # (B, D) first view's projector outputs, for the diagnostics
+  embedding: jax.Array  # (B, D) `method.embedding` of the outputs, for the diagnostics
 
 
-def _target_outputs(model: nn.Module, method: Method, state: TrainState,
-                    views: tuple[jax.Array, ...]) -> Outputs | None:
-  """The target network's outputs (constants for the gradient), or None without one."""
-  if not method.needs_target:
-    return None
-  target_views = views[:method.num_target_views]  # DINO's teacher: the global crops
-  target, _ = forward(model, state.target_params, state.batch_stats, target_views)
-  return jax.lax.stop_gradient(target)
+def _target(method: Method, state: TrainState, inputs: Inputs) -> tuple[Outputs | None, PyTree]:
+  """The target network's outputs (constants for the gradient) and its batch stats."""
+  target, target_batch_stats = method.target(state.target_params, state.target_batch_stats,
+                                             inputs)
+  return jax.lax.stop_gradient(target), target_batch_stats
 
 
-def loss_and_grads(state: TrainState, views: tuple[jax.Array, ...], *, model: nn.Module,
-                   method: Method) -> LossAndGrads:
-  """The method's loss on the views of the whole batch and its gradient, in one pass.
-
-  Args:
-    views: per view, (B, H, W, C) float32 images.
-  """
-  target = _target_outputs(model, method, state, views)
+def loss_and_grads(state: TrainState, inputs: Inputs, *, method: Method) -> LossAndGrads:
+  """The method's loss on the inputs of the whole batch and its gradient, in one pass."""
+  target, target_batch_stats = _target(method, state, inputs)
 
   def loss_fn(params):
     params = method.prepare_params(params, state.step)
-    online, batch_stats = forward(model, params, state.batch_stats, views)
-    loss, metrics, aux = method.loss(online, target, state)
-    return loss, (batch_stats, metrics, aux, online[0]["embedding"])
+    outputs, batch_stats = method.forward(params, state.batch_stats, inputs)
+    loss, metrics, aux = method.loss(outputs, target, inputs, state)
+    return loss, (batch_stats, metrics, aux, method.embedding(outputs))
 
   (loss, (batch_stats, metrics, aux, embedding)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params)
-  return LossAndGrads(loss, grads, batch_stats, metrics, aux, embedding)
+  return LossAndGrads(loss, grads, batch_stats, target_batch_stats, metrics, aux, embedding)
 
 
-def accumulated_loss_and_grads(state: TrainState, views: tuple[jax.Array, ...], *,
-                               model: nn.Module, method: Method,
+def accumulated_loss_and_grads(state: TrainState, inputs: Inputs, *, method: Method,
                                accumulation_steps: int) -> LossAndGrads:
   """`loss_and_grads` with the activation memory of one microbatch of B / K examples.
 
   Averaging K microbatch losses would change a contrastive loss: each anchor would see
   only the negatives of its own microbatch. Instead, as in GradCache (Gao et al. 2021,
-  "Scaling deep contrastive learning batch size under memory limited setup"):
+  "Scaling deep contrastive learning batch size under memory limited setup"), the step
+  splits at the method's `forward` / `loss` boundary:
 
     1. every microbatch goes forward without gradient (`lax.map`), which gives the
-       per-view outputs of the whole batch (and the target's, when the method has one);
+       outputs of the whole batch (and the target's, when the method has one);
     2. the method's loss runs on those whole-batch outputs, so its negatives, Sinkhorn
        marginals, covariances and centers span the batch, and is differentiated with
        respect to the online outputs only;
@@ -113,7 +71,9 @@ def accumulated_loss_and_grads(state: TrainState, views: tuple[jax.Array, ...], 
        activations are alive at a time.
 
   The loss and gradients are then those of the whole batch, for any model without
-  layers that mix examples; the price is a second online forward pass.
+  layers that mix examples; the price is a second online forward pass. Every leaf of the
+  inputs and outputs has the batch as its leading axis (the method contract), which is
+  what is split and merged.
 
   Deviation, BatchNorm: its statistics are taken per microbatch (B / K examples), so the
   outputs, the loss and the gradients differ from the whole batch's (as with per-device
@@ -122,45 +82,46 @@ def accumulated_loss_and_grads(state: TrainState, views: tuple[jax.Array, ...], 
   running variance towards the mean within-microbatch variance.
 
   Args:
-    views: per view, (B, H, W, C) float32 images, B divisible by `accumulation_steps`;
+    inputs: `method.prepare`'s inputs of the batch, B divisible by `accumulation_steps`;
       views of several resolutions (multi-crop) are split alike.
     accumulation_steps: K, the number of microbatches.
   """
   k = accumulation_steps
-  micro_views = tuple(_split(view, k) for view in views)  # (B, ...) -> (K, B/K, ...)
+  micro_inputs = jax.tree.map(lambda x: _split(x, k), inputs)  # (B, ...) -> (K, B/K, ...)
 
-  def online_forward(params, views):
-    return forward(model, method.prepare_params(params, state.step), state.batch_stats, views)
+  def online_forward(params, inputs):
+    return method.forward(method.prepare_params(params, state.step), state.batch_stats,
+                          inputs)
 
   # 1. Whole-batch outputs, microbatch by microbatch; nothing is kept for a backward pass.
-  online, batch_stats = jax.lax.map(functools.partial(online_forward, state.params),
-                                    micro_views)
-  online = jax.tree.map(_merge, online)
+  outputs, batch_stats = jax.lax.map(functools.partial(online_forward, state.params),
+                                     micro_inputs)
+  outputs = jax.tree.map(_merge, outputs)
   batch_stats = jax.tree.map(lambda s: jnp.mean(s, axis=0), batch_stats)
-  target = None
-  if method.needs_target:
-    target = jax.lax.map(
-        lambda views: _target_outputs(model, method, state, views), micro_views)
-    target = jax.tree.map(_merge, target)
+  target, target_batch_stats = jax.lax.map(lambda inputs: _target(method, state, inputs),
+                                           micro_inputs)
+  target = jax.tree.map(_merge, target)
+  target_batch_stats = jax.tree.map(lambda s: jnp.mean(s, axis=0), target_batch_stats)
 
   # 2. The loss on the whole batch, and its gradient with respect to the online outputs.
-  def loss_of_outputs(online):
-    loss, metrics, aux = method.loss(online, target, state)
+  def loss_of_outputs(outputs):
+    loss, metrics, aux = method.loss(outputs, target, inputs, state)
     return loss, (metrics, aux)
 
   (loss, (metrics, aux)), output_grads = jax.value_and_grad(
-      loss_of_outputs, has_aux=True)(online)
+      loss_of_outputs, has_aux=True)(outputs)
 
   # 3. Each microbatch's share of d loss / d params, summed.
   def accumulate(grads, microbatch):
-    views, output_grads = microbatch
-    _, pullback = jax.vjp(lambda params: online_forward(params, views)[0], state.params)
+    inputs, output_grads = microbatch
+    _, pullback = jax.vjp(lambda params: online_forward(params, inputs)[0], state.params)
     return jax.tree.map(jnp.add, grads, pullback(output_grads)[0]), None
 
   micro_output_grads = jax.tree.map(lambda g: _split(g, k), output_grads)
   grads, _ = jax.lax.scan(accumulate, jax.tree.map(jnp.zeros_like, state.params),
-                          (micro_views, micro_output_grads))
-  return LossAndGrads(loss, grads, batch_stats, metrics, aux, online[0]["embedding"])
+                          (micro_inputs, micro_output_grads))
+  return LossAndGrads(loss, grads, batch_stats, target_batch_stats, metrics, aux,
+                      method.embedding(outputs))
 
 
 def _split(x: jax.Array, k: int) -> jax.Array:
@@ -181,33 +142,34 @@ def _merge(x: jax.Array) -> jax.Array:
   return jnp.swapaxes(x, 0, 1).reshape(-1, *x.shape[2:])
 
 
-def train_step(state: TrainState, batch: Batch, rng: jax.Array, *, model: nn.Module,
-               method: Method, optimizer: optax.GradientTransformation,
-               recipes: tuple[ViewConfig, ...],
+def train_step(state: TrainState, batch: Batch, rng: jax.Array, *, method: Method,
+               optimizer: optax.GradientTransformation,
                accumulation_steps: int = 1) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One SSL update: augment on device, forward, loss, optimizer, method state transform.
+  """One update: the method's inputs on device, forward, loss, optimizer, state transform.
 
   Args:
     state: the train state (replicated over the mesh).
-    batch: {'image': (B, H, W, C) uint8} global batch, sharded along B.
+    batch: a dict of global arrays sharded along their leading (batch) axis, e.g.
+      {'image': (B, H, W, C) uint8, 'label': (B,) int32}; the method reads what it needs.
     rng: the run's base key; folded with `state.step` so a resumed run repeats it.
     accumulation_steps: K > 1 runs the network on K microbatches of B / K examples with
       the loss over the whole batch (`accumulated_loss_and_grads`).
 
   Returns:
-    The new state and scalar metrics: the loss and the collapse diagnostics of the
-    first view's projector embeddings (embedding_std, effective_rank).
+    The new state and scalar metrics: the loss, the method's metrics, and the collapse
+    diagnostics of `method.embedding` (embedding_std, effective_rank).
   """
   rng = jax.random.fold_in(rng, state.step)
-  views = make_views(rng, batch["image"], recipes)
+  inputs = method.prepare(rng, batch)
   if accumulation_steps == 1:
-    result = loss_and_grads(state, views, model=model, method=method)
+    result = loss_and_grads(state, inputs, method=method)
   else:
-    result = accumulated_loss_and_grads(state, views, model=model, method=method,
+    result = accumulated_loss_and_grads(state, inputs, method=method,
                                         accumulation_steps=accumulation_steps)
   updates, opt_state = optimizer.update(result.grads, state.opt_state, state.params)
   state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                        batch_stats=result.batch_stats, opt_state=opt_state)
+                        batch_stats=result.batch_stats,
+                        target_batch_stats=result.target_batch_stats, opt_state=opt_state)
   state = method.update(state, result.aux)
   embedding = jax.lax.stop_gradient(result.embedding)
   metrics = {**result.metrics, "loss": result.loss, "embedding_std": embedding_std(embedding),
@@ -215,16 +177,16 @@ def train_step(state: TrainState, batch: Batch, rng: jax.Array, *, model: nn.Mod
   return state, metrics
 
 
-def init_state(model: nn.Module, method: Method, optimizer: optax.GradientTransformation,
-               rng: jax.Array, image_shape: tuple[int, int, int]) -> TrainState:
-  """Fresh state for `model` on inputs of `image_shape` (H, W, C)."""
+def init_state(method: Method, optimizer: optax.GradientTransformation, rng: jax.Array,
+               example_batch: Batch) -> TrainState:
+  """Fresh state of `method` for batches shaped like `example_batch` (any batch size)."""
   model_rng, method_rng = jax.random.split(rng)
-  variables = model.init(model_rng, jnp.zeros((2, *image_shape), jnp.float32), train=True)
-  params, batch_stats = variables["params"], variables.get("batch_stats", {})
-  target_params, method_state = method.init(params, method_rng)
+  params, batch_stats = method.init(model_rng, example_batch)
+  target_params, target_batch_stats, method_state = method.init_target(
+      params, batch_stats, method_rng)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                    target_params=target_params, opt_state=optimizer.init(params),
-                    method_state=method_state)
+                    target_params=target_params, target_batch_stats=target_batch_stats,
+                    opt_state=optimizer.init(params), method_state=method_state)
 
 
 def make_step(mesh: Mesh, **step_kwargs: Any) -> StepFn:

@@ -8,12 +8,15 @@ import pytest
 from jejax import parallel
 from jejax.config import base_config
 from jejax.data import to_global_array
-from jejax.methods import BYOL, DINO, MoCoV2, SwAV, cosine_ema_momentum, ema
+from jejax.methods import BYOL, DINO, MoCoV2, Setup, SwAV, cosine_ema_momentum, ema
 from jejax.methods.dino import teacher_temperature_at
 from jejax.methods.moco import push_to_queue
 from jejax.train import build, optim
 from jejax.train.state import TrainState
 from jejax.train.step import init_state, make_step
+
+# The state transforms and losses below need no network.
+NO_MODEL = {"model": None, "views": ()}
 
 
 def test_cosine_ema_momentum_follows_the_byol_schedule():
@@ -34,11 +37,11 @@ def test_ema_is_the_convex_combination():
 def _state(params, target_params=None, step=1):
   return TrainState(step=jnp.asarray(step), params=params, batch_stats={},
                     target_params=target_params if target_params is not None else {},
-                    opt_state=(), method_state={})
+                    target_batch_stats={}, opt_state=(), method_state={})
 
 
 def test_byol_update_moves_the_target_by_tau_of_the_previous_step():
-  byol = BYOL(total_steps=10, base_momentum=0.9)
+  byol = BYOL(**NO_MODEL, total_steps=10, base_momentum=0.9)
   online, target = {"w": jnp.array([1.0])}, {"w": jnp.array([0.0])}
   # The state's step counts the update just made (k = 5), so tau is tau(4).
   tau = 1 - 0.1 * (np.cos(np.pi * 4 / 10) + 1) / 2
@@ -48,29 +51,31 @@ def test_byol_update_moves_the_target_by_tau_of_the_previous_step():
 
 
 def test_byol_target_starts_as_a_copy_in_its_own_buffers():
-  params = {"w": jnp.arange(3.0)}
-  target, _ = BYOL(total_steps=1).init(params, jax.random.key(0))
-  np.testing.assert_array_equal(target["w"], params["w"])
-  assert target["w"].unsafe_buffer_pointer() != params["w"].unsafe_buffer_pointer()
+  params, batch_stats = {"w": jnp.arange(3.0)}, {"mean": jnp.ones(2)}
+  target, target_batch_stats, _ = BYOL(**NO_MODEL, total_steps=1).init_target(
+      params, batch_stats, jax.random.key(0))
+  for copy, original in ((target["w"], params["w"]),
+                         (target_batch_stats["mean"], batch_stats["mean"])):
+    np.testing.assert_array_equal(copy, original)
+    assert copy.unsafe_buffer_pointer() != original.unsafe_buffer_pointer()
 
 
 def test_a_byol_step_runs_on_a_freshly_initialised_donated_state():
   c = base_config()
   c.method, c.augment.recipe = "byol", "byol"
-  c.model.widths, c.model.projector_hidden, c.model.predictor_hidden = (4, 8), (16,), (16,)
-  model, method = build.build_model(c), build.build_method(c, 4, 2)
+  c.model.convnet.widths, c.model.projector_hidden, c.model.predictor_hidden = (4, 8), (16,), (16,)
+  images = jnp.zeros((4, 8, 8, 1), jnp.uint8)
+  method = build.build_method(c, Setup(4, 2, {"image": images}))
   optimizer, _ = build.build_optimizer(c, 4, 2)
   mesh = parallel.make_mesh(1)
-  state = init_state(model, method, optimizer, jax.random.key(0), (8, 8, 1))
-  step = make_step(mesh, model=model, method=method, optimizer=optimizer,
-                   recipes=build.build_views(c, 8))
-  images = jnp.zeros((4, 8, 8, 1), jnp.uint8)
+  state = init_state(method, optimizer, jax.random.key(0), {"image": images})
+  step = make_step(mesh, method=method, optimizer=optimizer)
   state, metrics = step(state, {"image": images}, jax.random.key(1))
   assert int(state.step) == 1 and np.isfinite(float(metrics["loss"]))
 
 
 def test_swav_renormalises_prototypes_after_each_update():
-  swav = SwAV()
+  swav = SwAV(**NO_MODEL)
   params = {"prototypes": {"prototypes": jnp.array([[3.0, 4.0], [0.0, 2.0]])},
             "other": jnp.array([5.0])}
   new = swav.update(_state(params), None)
@@ -80,7 +85,7 @@ def test_swav_renormalises_prototypes_after_each_update():
 
 
 def test_swav_prototypes_get_no_gradient_while_frozen():
-  swav = SwAV(freeze_prototypes_steps=3)
+  swav = SwAV(**NO_MODEL, freeze_prototypes_steps=3)
   params = {"prototypes": {"prototypes": jnp.ones((2, 2))}, "other": jnp.ones(())}
 
   def loss(p, step):
@@ -129,9 +134,9 @@ def test_push_to_queue_is_a_ring_buffer_of_whole_batches():
 
 
 def test_moco_v2_update_pushes_unit_keys_and_moves_the_key_encoder():
-  moco = MoCoV2(embed_dim=2, queue_size=4, momentum=0.9)
+  moco = MoCoV2(**NO_MODEL, embed_dim=2, queue_size=4, momentum=0.9)
   params = {"w": jnp.array([1.0])}
-  target, method_state = moco.init(params, jax.random.key(0))
+  target, _, method_state = moco.init_target(params, {}, jax.random.key(0))
   np.testing.assert_allclose(jnp.linalg.norm(method_state["queue"], axis=1), 1.0, rtol=1e-6)
   state = _state({"w": jnp.array([2.0])}, target).replace(method_state=method_state)
   keys = jnp.array([[0.6, 0.8], [0.0, 1.0]])
@@ -143,12 +148,12 @@ def test_moco_v2_update_pushes_unit_keys_and_moves_the_key_encoder():
 
 
 def test_moco_v2_loss_contrasts_against_the_queue_before_the_push():
-  moco = MoCoV2(embed_dim=2, queue_size=2, temperature=1.0)
+  moco = MoCoV2(**NO_MODEL, embed_dim=2, queue_size=2, temperature=1.0)
   queue = jnp.array([[0.0, 1.0], [0.0, 1.0]])
   state = _state({}).replace(method_state={"queue": queue, "queue_position": jnp.asarray(0)})
   online = [{"embedding": jnp.array([[2.0, 0.0]])}, {"embedding": jnp.zeros((1, 2))}]
   target = [{"embedding": jnp.zeros((1, 2))}, {"embedding": jnp.array([[3.0, 0.0]])}]
-  loss, _, keys = moco.loss(online, target, state)
+  loss, _, keys = moco.loss(online, target, None, state)
   # query e0, key e0 (logit 1), two queued negatives e1 (logit 0): log(1 + 2/e).
   assert float(loss) == pytest.approx(np.log(1 + 2 / np.e), rel=1e-6)
   np.testing.assert_allclose(keys, [[1.0, 0.0]])  # the normalised key of view 2
@@ -163,15 +168,16 @@ def test_dino_teacher_temperature_warms_up_linearly():
 
 
 def test_dino_center_is_an_ema_of_the_mean_teacher_score():
-  dino = DINO(total_steps=10, center_momentum=0.9)
+  dino = DINO(**NO_MODEL, total_steps=10, center_momentum=0.9)
   prototypes = {"prototypes": jnp.array([[1.0, 0.0], [0.0, 1.0]])}
-  target, method_state = dino.init({"prototypes": prototypes}, jax.random.key(0))
+  target, _, method_state = dino.init_target({"prototypes": prototypes}, {},
+                                             jax.random.key(0))
   np.testing.assert_array_equal(method_state["center"], [0.0, 0.0])
   state = _state({"prototypes": prototypes}, target).replace(method_state=method_state)
   teacher = [{"scores": jnp.array([[1.0, 0.0], [0.0, 0.0]])},
              {"scores": jnp.array([[1.0, 2.0], [0.0, 2.0]])}]
   student = teacher + [{"scores": jnp.zeros((2, 2))}]
-  _, metrics, batch_center = dino.loss(student, teacher, state)
+  _, metrics, batch_center = dino.loss(student, teacher, None, state)
   np.testing.assert_allclose(batch_center, [0.5, 1.0])  # mean over both crops' 4 rows
   new = dino.update(state.replace(step=jnp.asarray(1)), batch_center)
   np.testing.assert_allclose(new.method_state["center"], [0.05, 0.1], rtol=1e-6)
@@ -179,7 +185,7 @@ def test_dino_center_is_an_ema_of_the_mean_teacher_score():
 
 
 def test_dino_teacher_prototypes_stay_on_the_sphere():
-  dino = DINO(total_steps=10, base_momentum=0.5)
+  dino = DINO(**NO_MODEL, total_steps=10, base_momentum=0.5)
   online = {"prototypes": {"prototypes": jnp.array([[1.0, 0.0]])}}
   teacher = {"prototypes": {"prototypes": jnp.array([[0.0, 1.0]])}}
   state = _state(online, teacher, step=1).replace(method_state={"center": jnp.zeros(1)})
@@ -191,14 +197,13 @@ def test_dino_teacher_prototypes_stay_on_the_sphere():
 
 def test_multi_crop_step_compiles_once_per_layout(tiny_config):
   c = tiny_config("dino", batch_size=8)
-  recipes = build.build_views(c, 16)
-  assert [v.out_size for v in recipes] == [16, 16, 8, 8, 8, 8]
-  model, method = build.build_model(c), build.build_method(c, 4, 2)
+  example = {"image": np.zeros((2, 16, 16, 1), np.uint8)}
+  method = build.build_method(c, Setup(4, 2, example))
+  assert [v.out_size for v in method.views] == [16, 16, 8, 8, 8, 8]
   optimizer, _ = build.build_optimizer(c, 4, 2)
   mesh = parallel.make_mesh(2)
-  state = parallel.replicate(
-      init_state(model, method, optimizer, jax.random.key(0), (16, 16, 1)), mesh)
-  step = make_step(mesh, model=model, method=method, optimizer=optimizer, recipes=recipes)
+  state = parallel.replicate(init_state(method, optimizer, jax.random.key(0), example), mesh)
+  step = make_step(mesh, method=method, optimizer=optimizer)
   rng = np.random.default_rng(0)
   for i in range(3):
     images = rng.integers(0, 256, (8, 16, 16, 1), np.uint8)

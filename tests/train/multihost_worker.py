@@ -40,16 +40,6 @@ def main(coordinator: str, num_processes: int, process_id: int, workdir: Path) -
   from jejax import data
   from jejax.train import loop
 
-  train_sources = []
-  get_source = data.get_source
-
-  def recording_get_source(name, split, **kwargs):
-    source = RecordingSource(get_source(name, split, **kwargs))
-    if split == "train":
-      train_sources.append(source)
-    return source
-
-  data.get_source = recording_get_source  # what loop.Run calls
   job = pickle.loads((workdir / "job.pkl").read_bytes())
   results = {}
   for method, c in job["configs"].items():
@@ -57,12 +47,14 @@ def main(coordinator: str, num_processes: int, process_id: int, workdir: Path) -
     c.distributed.coordinator_address = coordinator
     c.distributed.num_processes = num_processes
     c.distributed.process_id = process_id
-    run, state, records = loop.train(c, workdir / method, stop_at_step=job["steps"])
+    train_source = RecordingSource(data.get_source(c.data.name, "train"))
+    run, state, records = loop.train(c, workdir / method, train_source=train_source,
+                                     stop_at_step=job["steps"])
     features, labels = run.features(state, run.test_source, limit=job["eval_limit"])
     results[method] = {
         "state": jax.device_get(state),
         "losses": [r["loss"] for r in records],
-        "train_requests": train_sources[-1].requests[:job["steps"]],
+        "train_requests": train_source.requests[:job["steps"]],
         "features": features, "labels": labels,
         "process_count": jax.process_count(), "device_count": jax.device_count(),
         "local_device_count": jax.local_device_count(),

@@ -15,6 +15,7 @@ import pytest
 from jejax import config as config_lib
 from jejax import methods, parallel
 from jejax.data import to_global_array
+from jejax.methods import Setup
 from jejax.models import MLP, SSLModel
 from jejax.train import build
 from jejax.train.step import (
@@ -36,15 +37,18 @@ class _ConvBackbone(nn.Module):
     return nn.relu(nn.Conv(8, (3, 3))(x)).mean(axis=(1, 2))  # (B, H, W, 1) -> (B, 8)
 
 
-def _setup(method, num_prototypes=0, predictor=False):
-  """A BatchNorm-free model (its projector and predictor are single Dense layers) and its
-  state for `method`; BYOL's target is made to differ from the online network."""
+def _setup(make_method, num_prototypes=0, predictor=False):
+  """`make_method(model)` on a BatchNorm-free model (its projector and predictor are
+  single Dense layers), and its state; BYOL's target is made to differ from the online
+  network. The views are made by the tests, so the method's own recipes are unused."""
   model = SSLModel(_ConvBackbone(), MLP((), 16), MLP((), 16) if predictor else None,
                    num_prototypes)
-  state = init_state(model, method, optax.sgd(0.1), jax.random.key(0), (8, 8, 1))
+  method = make_method(model)
+  state = init_state(method, optax.sgd(0.1), jax.random.key(0),
+                     {"image": jnp.zeros((2, 8, 8, 1), jnp.uint8)})
   if method.needs_target:
     state = state.replace(target_params=jax.tree.map(lambda p: 0.5 * p, state.target_params))
-  return model, state
+  return method, state
 
 
 def _views(shapes):
@@ -52,12 +56,11 @@ def _views(shapes):
   return tuple(jax.random.uniform(key, (BATCH, *shape)) for key, shape in zip(keys, shapes))
 
 
-@functools.partial(jax.jit, static_argnames=("model", "method", "k"))
-def _loss_and_grads(state, views, *, model, method, k):
+@functools.partial(jax.jit, static_argnames=("method", "k"))
+def _loss_and_grads(state, views, *, method, k):
   if k == 1:
-    return loss_and_grads(state, views, model=model, method=method)
-  return accumulated_loss_and_grads(state, views, model=model, method=method,
-                                    accumulation_steps=k)
+    return loss_and_grads(state, views, method=method)
+  return accumulated_loss_and_grads(state, views, method=method, accumulation_steps=k)
 
 
 def _assert_grads_close(actual, expected):
@@ -71,21 +74,24 @@ def _assert_grads_close(actual, expected):
 TWO_VIEWS = ((8, 8, 1), (8, 8, 1))
 MULTI_CROP = ((8, 8, 1), (8, 8, 1), (4, 4, 1), (4, 4, 1))
 CASES = {
-    "simclr": (methods.SimCLR(temperature=0.5), {}, TWO_VIEWS),
-    "byol": (methods.BYOL(total_steps=10), {"predictor": True}, TWO_VIEWS),
+    "simclr": (lambda model: methods.SimCLR(model=model, views=(), temperature=0.5), {},
+               TWO_VIEWS),
+    "byol": (lambda model: methods.BYOL(model=model, views=(), total_steps=10),
+             {"predictor": True}, TWO_VIEWS),
     # Sinkhorn's marginals span the batch; two resolutions take two forward calls.
-    "swav_multi_crop": (methods.SwAV(epsilon=0.5), {"num_prototypes": 6}, MULTI_CROP),
+    "swav_multi_crop": (lambda model: methods.SwAV(model=model, views=(), epsilon=0.5),
+                        {"num_prototypes": 6}, MULTI_CROP),
 }
 
 
 @pytest.mark.parametrize("k", [2, 4])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_accumulated_loss_and_grads_are_the_whole_batch_ones(case, k):
-  method, model_kwargs, shapes = CASES[case]
-  model, state = _setup(method, **model_kwargs)
+  make_method, model_kwargs, shapes = CASES[case]
+  method, state = _setup(make_method, **model_kwargs)
   views = _views(shapes)
-  full = _loss_and_grads(state, views, model=model, method=method, k=1)
-  accumulated = _loss_and_grads(state, views, model=model, method=method, k=k)
+  full = _loss_and_grads(state, views, method=method, k=1)
+  accumulated = _loss_and_grads(state, views, method=method, k=k)
 
   np.testing.assert_allclose(accumulated.loss, full.loss, rtol=1e-5)
   _assert_grads_close(accumulated.grads, full.grads)
@@ -97,14 +103,13 @@ def test_accumulated_loss_and_grads_are_the_whole_batch_ones(case, k):
 def test_simclr_negatives_come_from_the_whole_batch():
   """Naive accumulation, the mean of K microbatch losses, gives each anchor only the
   2 B/K - 2 negatives of its microbatch: a different (lower) loss and other gradients."""
-  method, model_kwargs, shapes = CASES["simclr"]
-  model, state = _setup(method, **model_kwargs)
+  make_method, model_kwargs, shapes = CASES["simclr"]
+  method, state = _setup(make_method, **model_kwargs)
   views = _views(shapes)
   k = 2
-  accumulated = _loss_and_grads(state, views, model=model, method=method, k=k)
-  per_microbatch = [
-      _loss_and_grads(state, tuple(v[j::k] for v in views), model=model, method=method, k=1)
-      for j in range(k)]
+  accumulated = _loss_and_grads(state, views, method=method, k=k)
+  per_microbatch = [_loss_and_grads(state, tuple(v[j::k] for v in views), method=method, k=1)
+                    for j in range(k)]
   naive_loss = np.mean([r.loss for r in per_microbatch])
   naive_grads = jax.tree.map(lambda *g: sum(g) / k, *[r.grads for r in per_microbatch])
 
@@ -123,15 +128,13 @@ def _bn_run(tiny_config, method, k):
     c.augment[op] = 0.0  # left out at trace time: the test is about the step; compiles fast
   config_lib.validate(c)
   mesh = parallel.make_mesh(c.num_devices)
-  model = build.build_model(c)
-  meth = build.build_method(c, total_steps=10, steps_per_epoch=5)
-  optimizer, _ = build.build_optimizer(c, total_steps=10, steps_per_epoch=5)
-  recipes = build.build_views(c, 16)
-  state = parallel.replicate(init_state(model, meth, optimizer, jax.random.key(0), (16, 16, 1)),
-                             mesh)
-  step = make_step(mesh, model=model, method=meth, optimizer=optimizer, recipes=recipes,
-                   accumulation_steps=c.accumulation_steps)
   images = np.random.default_rng(0).integers(0, 256, (BATCH, 16, 16, 1), np.uint8)
+  example = {"image": images[:2]}
+  meth = build.build_method(c, Setup(10, 5, example))
+  optimizer, _ = build.build_optimizer(c, total_steps=10, steps_per_epoch=5)
+  state = parallel.replicate(init_state(meth, optimizer, jax.random.key(0), example), mesh)
+  step = make_step(mesh, method=meth, optimizer=optimizer,
+                   accumulation_steps=c.accumulation_steps)
   batch = to_global_array({"image": images}, parallel.data_sharding(mesh))
   return step(state, batch, jax.random.key(1))
 
@@ -158,11 +161,10 @@ def test_batchnorm_step_runs_and_is_close_to_the_whole_batch_step(tiny_config):
 
 
 def test_batch_that_does_not_split_raises():
-  method, model_kwargs, shapes = CASES["simclr"]
-  model, state = _setup(method, **model_kwargs)
+  make_method, model_kwargs, shapes = CASES["simclr"]
+  method, state = _setup(make_method, **model_kwargs)
   with pytest.raises(ValueError, match="accumulation_steps=3"):
-    accumulated_loss_and_grads(state, _views(shapes), model=model, method=method,
-                               accumulation_steps=3)
+    accumulated_loss_and_grads(state, _views(shapes), method=method, accumulation_steps=3)
 
 
 @pytest.mark.parametrize("num_devices, k, message", [

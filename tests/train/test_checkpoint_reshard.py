@@ -11,6 +11,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jejax import parallel
+from jejax.methods import Setup
 from jejax.train import build, checkpoint, loop
 from jejax.train.step import init_state
 
@@ -101,9 +102,10 @@ def abstract_like(tree, shardings):
 
 def test_sharded_state_round_trips_8_to_4_to_1_devices_bitwise(tmp_path, tiny_config):
   c = tiny_config("byol", batch_size=16)
-  model, method = build.build_model(c), build.build_method(c, 10, 5)
+  example = {"image": np.zeros((2, 28, 28, 1), np.uint8)}
+  method = build.build_method(c, Setup(10, 5, example))
   optimizer, _ = build.build_optimizer(c, 10, 5)
-  state = jax.device_get(init_state(model, method, optimizer, jax.random.key(0), (28, 28, 1)))
+  state = jax.device_get(init_state(method, optimizer, jax.random.key(0), example))
   # Distinct values in every leaf (Adam's moments start at zero).
   leaves, treedef = jax.tree.flatten(state)
   rng = np.random.default_rng(0)

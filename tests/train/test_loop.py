@@ -6,6 +6,7 @@ import pytest
 
 from jejax.config import base_config
 from jejax.data import UnknownDatasetError
+from jejax import job
 from jejax.train import loop
 
 
@@ -13,7 +14,7 @@ def tiny_config():
   c = base_config()
   c.num_steps = 4
   c.batch_size = 64
-  c.model.widths = (8, 16)
+  c.model.convnet.widths = (8, 16)
   c.model.projector_hidden = (32,)
   c.model.embed_dim = 16
   c.eval.every_epochs = 0.0
@@ -24,7 +25,7 @@ def tiny_config():
 
 
 def test_train_and_evaluate_writes_every_output(tmp_path, capsys):
-  results = loop.train_and_evaluate(tiny_config(), tmp_path)
+  results = job.train_and_evaluate(tiny_config(), tmp_path)
   for name in ["config.json", "metrics.jsonl", "summary.json", "training.png",
                "embeddings_2d.png"]:
     assert (tmp_path / name).stat().st_size > 0, name

@@ -14,6 +14,8 @@ import optax
 import pytest
 
 from jejax import config as config_lib
+from jejax.methods import Setup
+from jejax.methods.views import ssl_model
 from jejax.train import build
 from jejax.train.step import init_state, loss_and_grads, train_step
 
@@ -25,32 +27,30 @@ F32, BF16 = jnp.dtype("float32"), jnp.dtype("bfloat16")  # dtypes, to compare in
 def _recording(method, seen: list):
   """`method` whose loss first notes the dtype of every array it is given."""
   class Recording(type(method)):
-    def loss(self, online, target, state):
-      seen.extend(leaf.dtype for leaf in jax.tree.leaves((online, target)))
-      return super().loss(online, target, state)
+    def loss(self, outputs, target, inputs, state):
+      seen.extend(leaf.dtype for leaf in jax.tree.leaves((outputs, target)))
+      return super().loss(outputs, target, inputs, state)
   return Recording(**{f.name: getattr(method, f.name) for f in dataclasses.fields(method)})
 
 
 def _parts(tiny_config, method: str, dtype: str, seen: list):
   """Model, (recording) method, optimizer (plain SGD: the update is the gradient times
-  the learning rate), view recipes and initial state of the method's tiny config."""
+  the learning rate) and initial state of the method's tiny config."""
   c = tiny_config(method, BATCH)
   c.model.dtype = dtype
   c.optim.name, c.optim.warmup_epochs = "sgd", 0.0
   for op in ("jitter_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
     c.augment[op] = 0.0  # left out at trace time: random crops and flips only; fast compiles
   config_lib.validate(c)
-  model = build.build_model(c)
-  meth = _recording(build.build_method(c, total_steps=10, steps_per_epoch=5), seen)
+  example = _batch()
+  meth = _recording(build.build_method(c, Setup(10, 5, example)), seen)
   optimizer, _ = build.build_optimizer(c, total_steps=10, steps_per_epoch=5)
-  recipes = build.build_views(c, IMAGE_SHAPE[0])
-  state = init_state(model, meth, optimizer, jax.random.key(0), IMAGE_SHAPE)
-  return model, meth, optimizer, recipes, state
+  state = init_state(meth, optimizer, jax.random.key(0), example)
+  return meth.model, meth, optimizer, state
 
 
-def _step(model, method, optimizer, recipes):
-  return jax.jit(functools.partial(train_step, model=model, method=method,
-                                   optimizer=optimizer, recipes=recipes))
+def _step(method, optimizer):
+  return jax.jit(functools.partial(train_step, method=method, optimizer=optimizer))
 
 
 def _batch(seed=0):
@@ -105,7 +105,7 @@ GRAD_RTOL = 0.3
 def test_bfloat16_computes_in_bfloat16_and_keeps_float32_state(tiny_config):
   """BYOL (predictor, EMA target): one bfloat16 step against one float32 step."""
   seen = []
-  model, method, optimizer, recipes, state = _parts(tiny_config, "byol", "bfloat16", seen)
+  model, method, optimizer, state = _parts(tiny_config, "byol", "bfloat16", seen)
   # Every conv, dense and BatchNorm output is bfloat16; the model's outputs are float32.
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   out, captured = jax.jit(functools.partial(
@@ -119,11 +119,11 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_state(tiny_config):
   assert set(layers.values()) == {BF16}, layers
   assert _float_leaves_dtypes(out) == {F32}
 
-  step = _step(model, method, optimizer, recipes)
+  step = _step(method, optimizer)
   new_state, metrics = step(state, _batch(), jax.random.key(1))
   # Online and target outputs reach the loss in float32.
   assert seen and set(seen) == {F32}
-  for name in ("params", "batch_stats", "target_params", "opt_state"):
+  for name in ("params", "batch_stats", "target_params", "target_batch_stats", "opt_state"):
     assert _float_leaves_dtypes(getattr(new_state, name)) == {F32}, name
   # Forward and backward, every convolution of the step runs in bfloat16.
   jaxpr = jax.make_jaxpr(step)(state, _batch(), jax.random.key(1)).jaxpr
@@ -134,10 +134,9 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_state(tiny_config):
 
   # The same step in float32, from the same params (the compute dtype does not touch
   # them), on the same views: the same loss and, within rounding, the same update.
-  model32, method32, optimizer32, _, state32 = _parts(tiny_config, "byol", "float32", [])
+  _, method32, optimizer32, state32 = _parts(tiny_config, "byol", "float32", [])
   jax.tree.map(np.testing.assert_array_equal, state.params, state32.params)
-  new32, metrics32 = _step(model32, method32, optimizer32, recipes)(state32, _batch(),
-                                                                   jax.random.key(1))
+  new32, metrics32 = _step(method32, optimizer32)(state32, _batch(), jax.random.key(1))
   np.testing.assert_allclose(metrics["loss"], metrics32["loss"], rtol=LOSS_RTOL)
   update = jax.tree.map(jnp.subtract, new_state.params, state.params)
   update32 = jax.tree.map(jnp.subtract, new32.params, state32.params)
@@ -147,8 +146,8 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_state(tiny_config):
 
 
 def test_float32_step_has_no_other_float_dtype(tiny_config):
-  model, method, optimizer, recipes, state = _parts(tiny_config, "swav", "float32", [])
-  jaxpr = jax.make_jaxpr(_step(model, method, optimizer, recipes))(
+  _, method, optimizer, state = _parts(tiny_config, "swav", "float32", [])
+  jaxpr = jax.make_jaxpr(_step(method, optimizer))(
       state, _batch(), jax.random.key(1)).jaxpr
   assert _float_dtypes(_equations(jaxpr)) == {F32}
 
@@ -159,9 +158,8 @@ def test_float32_step_has_no_other_float_dtype(tiny_config):
 def test_bfloat16_loss_and_gradients_are_close_to_float32(tiny_config, method):
   """On the same params and views; with SGD, the update is the gradient times the lr."""
   def loss_and_grads_fn(dtype, seen):
-    model, meth, _, _, state = _parts(tiny_config, method, dtype, seen)
-    return functools.partial(jax.jit(functools.partial(loss_and_grads, model=model,
-                                                       method=meth)), state)
+    _, meth, _, state = _parts(tiny_config, method, dtype, seen)
+    return functools.partial(jax.jit(functools.partial(loss_and_grads, method=meth)), state)
 
   seen = []
   full32 = loss_and_grads_fn("float32", [])
@@ -190,4 +188,4 @@ def test_unknown_dtype_raises_naming_the_field():
   with pytest.raises(ValueError, match=re.escape("config.model.dtype='float16'")):
     config_lib.validate(c)
   with pytest.raises(ValueError, match="model.dtype"):
-    build.build_model(c)
+    ssl_model(c)

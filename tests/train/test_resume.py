@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jejax.train import checkpoint, loop
+from jejax.train import run as run_module
 
 N = 3
 
@@ -54,7 +55,7 @@ def test_resume_is_bitwise(method, tmp_path, tiny_config):
 
 
 def test_interrupt_saves_the_steps_already_done(tmp_path, monkeypatch, tiny_config):
-  real_make_step = loop.make_step
+  real_make_step = run_module.make_step
 
   def make_step_interrupted_at_third_call(mesh, **kwargs):
     step = real_make_step(mesh, **kwargs)
@@ -67,7 +68,7 @@ def test_interrupt_saves_the_steps_already_done(tmp_path, monkeypatch, tiny_conf
       return step(state, batch, rng)
     return interrupted
 
-  monkeypatch.setattr(loop, "make_step", make_step_interrupted_at_third_call)
+  monkeypatch.setattr(run_module, "make_step", make_step_interrupted_at_third_call)
   with pytest.raises(KeyboardInterrupt):
     loop.train(resume_config(tiny_config, "simclr"), tmp_path)
   checkpointer = checkpoint.Checkpointer(tmp_path / "checkpoints", every_steps=100, keep=2)

@@ -7,13 +7,13 @@ import pytest
 
 from jejax import parallel
 from jejax.data import to_global_array
+from jejax.methods import METHODS, Setup
 from jejax.train import build
 from jejax.train.step import init_state, make_step
 
 IMAGE_SHAPE = (16, 16, 1)
 BATCH = 16  # 2 examples per device on 8 devices
 STEPS = 2
-METHODS = sorted(build.METHODS)
 
 
 def equivalence_config(tiny_config, method: str):
@@ -35,14 +35,14 @@ def equivalence_config(tiny_config, method: str):
 
 def run_steps(c, num_devices: int, images: np.ndarray):
   mesh = parallel.make_mesh(num_devices)
-  model = build.build_model(c)
-  method = build.build_method(c, total_steps=10, steps_per_epoch=5)
+  example = {"image": images[0, :2]}
+  method = build.build_method(c, Setup(total_steps=10, steps_per_epoch=5,
+                                       example_batch=example, mesh=mesh))
   optimizer, _ = build.build_optimizer(c, total_steps=10, steps_per_epoch=5)
-  recipes = build.build_views(c, IMAGE_SHAPE[0])
-  state = jax.device_get(init_state(model, method, optimizer, jax.random.key(0), IMAGE_SHAPE))
+  state = jax.device_get(init_state(method, optimizer, jax.random.key(0), example))
   initial = state
   state = parallel.replicate(state, mesh)
-  step = make_step(mesh, model=model, method=method, optimizer=optimizer, recipes=recipes)
+  step = make_step(mesh, method=method, optimizer=optimizer)
   losses = []
   for i in range(STEPS):
     batch = to_global_array({"image": images[i]}, parallel.data_sharding(mesh))
@@ -57,7 +57,7 @@ def max_change(a, b) -> float:
              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHODS.names())
 def test_one_and_eight_devices_agree(method, tiny_config):
   images = np.random.default_rng(0).integers(0, 256, (STEPS, BATCH, *IMAGE_SHAPE), np.uint8)
   c = equivalence_config(tiny_config, method)
@@ -70,7 +70,8 @@ def test_one_and_eight_devices_agree(method, tiny_config):
   assert max_change(state1.params, initial.params) > 1e-3
   if jax.tree.leaves(initial.method_state):
     assert max_change(state1.method_state, initial.method_state) > 1e-3
-  for name in ("params", "batch_stats", "target_params", "opt_state", "method_state"):
+  for name in ("params", "batch_stats", "target_params", "target_batch_stats", "opt_state",
+               "method_state"):
     leaves1 = jax.tree.leaves(getattr(state1, name))
     leaves8 = jax.tree.leaves(getattr(state8, name))
     assert len(leaves1) == len(leaves8)
