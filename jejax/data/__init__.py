@@ -1,8 +1,10 @@
 """Datasets and the host -> device input pipeline.
 
 Sources (`get_source`, `ArraySource`, `TfdsSource`, `load_fashion_mnist`) give random
-access to uint8 images and int32 labels; the pipeline (`train_batches`, `eval_batches`,
-`prefetch_to_device`) turns indices into global batches sharded over the mesh.
+access to uint8 images and int32 labels; `CorruptedSource` serves a split with one
+ImageNet-C corruption (`corrupt`, `CORRUPTIONS`) applied to every image; the pipeline
+(`train_batches`, `eval_batches`, `prefetch_to_device`) turns indices into global batches
+sharded over the mesh.
 """
 
 from jejax.data.errors import (
@@ -13,6 +15,7 @@ from jejax.data.errors import (
     UnknownDatasetError,
 )
 from jejax.data.sources import ArraySource, Source, TfdsSource, get_source, validate_image_shape
+from jejax.data.corruptions import CORRUPTIONS, CorruptedSource, corrupt
 from jejax.data.fashion_mnist import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_DIRS,
@@ -33,7 +36,9 @@ from jejax.data.pipeline import (
 
 __all__ = [
     "ArraySource",
+    "CORRUPTIONS",
     "CorruptDataError",
+    "CorruptedSource",
     "DataError",
     "DataNotFoundError",
     "FASHION_MNIST_CLASSES",
@@ -43,6 +48,7 @@ __all__ = [
     "TfdsSource",
     "UnknownDatasetError",
     "batch_indices",
+    "corrupt",
     "epoch_permutation",
     "eval_batches",
     "get_source",
