@@ -42,10 +42,11 @@ held-out voices.
 
 The build (`build`, or `python -m jejax.data.multimodal [--tiny]`, or `make multimodal`)
 writes .npy files under `~/.cache/jejax/multimodal/<version>-<config>-<hash>/` (or
-`cache_dir`), named by a hash of the config, and is deterministic: the same bytes each
-build (tested on the tiny config). A tiny config (`TINY`, a few hundred examples) builds
-in seconds for the tests; its examples are the first ones of the full build's, since every
-draw is per image of the whole split. Sizes and times are in the README.
+`cache_dir`), named by a hash of the config and of the caption and voice tables, and is
+deterministic: the same bytes each build (tested on the tiny config). A tiny config
+(`TINY`, a few hundred examples) builds in seconds for the tests; its examples are the
+first ones of the full build's, since every draw is per image of the whole split. Sizes
+and times are in the README.
 
 Example:
   >>> text = load_multimodal('train', 'text')
@@ -209,9 +210,24 @@ def _level_balance(levels: np.ndarray, labels: np.ndarray) -> dict[str, list[lis
 
 
 def _write(folder: Path, arrays: dict[str, np.ndarray]) -> None:
-  folder.mkdir(parents=True)
+  folder.mkdir(parents=True, exist_ok=True)
   for key, value in arrays.items():
     np.save(folder / f"{key}.npy", value, allow_pickle=False)
+
+
+def _speak_into(folder: Path, texts: list[str], settings: dict[str, np.ndarray],
+                config: MultimodalConfig, progress: bool) -> np.ndarray:
+  """Speaks `texts` into `folder`/audio.npy, memory-mapped (2 GB for the full train
+  split); returns the speech lengths."""
+  folder.mkdir(parents=True, exist_ok=True)
+  audio = np.lib.format.open_memmap(folder / "audio.npy", mode="w+", dtype=np.int16,
+                                    shape=(*settings["voice"].shape, config.clip_samples))
+  flat = audio.reshape(-1, config.clip_samples)  # a view: prompts are (C, P, samples)
+  _, lengths = speech.speak(
+      texts, *(settings[k].ravel() for k in ("voice", "rate", "pitch")),
+      num_samples=config.clip_samples, progress=progress, desc=folder.name, out=flat)
+  audio.flush()
+  return lengths.reshape(settings["voice"].shape)
 
 
 def _build_into(out: Path, config: MultimodalConfig, data_dir: str | None,
@@ -219,6 +235,10 @@ def _build_into(out: Path, config: MultimodalConfig, data_dir: str | None,
   """Writes every file of a build of `config` into the empty folder `out`."""
   espeak_version = speech.check_espeak()  # fail before minutes of work
   splits = {split: load_fashion_mnist(split, data_dir) for split in ("train", "test")}
+  sizes = {split: len(source) for split, source in splits.items()}
+  if sizes != {"train": _TRAIN_IMAGES, "test": _TEST_IMAGES}:
+    raise DataError(f"Fashion-MNIST has {sizes} images here, not the original "
+                    f"{_TRAIN_IMAGES} and {_TEST_IMAGES} the partition is made for")
   measurements = {s: captions_lib.measure_attributes(src.images) for s, src in splits.items()}
   thresholds = captions_lib.fit_thresholds(measurements["train"], splits["train"].labels)
 
@@ -251,10 +271,10 @@ def _build_into(out: Path, config: MultimodalConfig, data_dir: str | None,
         continue
       arrays[key] = value[image_index]
     if spoken:
-      arrays["audio"], arrays["speech_length"] = speech.speak(
-          [texts[split][i] for i in image_index], arrays["voice"], arrays["rate"],
-          arrays["pitch"], num_samples=config.clip_samples, progress=progress, desc=folder)
-      speech_cut[folder] = round(float(np.mean(arrays["speech_length"] > config.clip_samples)), 4)
+      arrays["speech_length"] = _speak_into(
+          out / folder, [texts[split][i] for i in image_index], arrays, config, progress)
+      cut = np.mean(arrays["speech_length"] > config.clip_samples)
+      speech_cut[folder] = round(float(cut), 4)
     _write(out / folder, arrays)
 
   # Zero-shot prompts: all templates as text; the first prompts_per_class spoken, each by
@@ -265,14 +285,11 @@ def _build_into(out: Path, config: MultimodalConfig, data_dir: str | None,
   settings = _speech_settings(config, "prompts", speech.HELD_OUT_VOICES,
                               (num_classes, num_templates))
   settings = {k: v[:, :config.prompts_per_class] for k, v in settings.items()}
-  spoken = [prompts[c][p] for c in range(num_classes) for p in range(config.prompts_per_class)]
-  audio, lengths = speech.speak(
-      spoken, settings["voice"].ravel(), settings["rate"].ravel(), settings["pitch"].ravel(),
-      num_samples=config.clip_samples, progress=progress, desc="prompts")
-  grid = (num_classes, config.prompts_per_class)
-  _write(out / "prompts", {
-      "text": prompt_tokens.reshape(num_classes, num_templates, -1),
-      "audio": audio.reshape(*grid, -1), "speech_length": lengths.reshape(grid), **settings})
+  prompt_texts = [prompts[c][p] for c in range(num_classes)
+                  for p in range(config.prompts_per_class)]
+  lengths = _speak_into(out / "prompts", prompt_texts, settings, config, progress)
+  _write(out / "prompts", {"text": prompt_tokens.reshape(num_classes, num_templates, -1),
+                           "speech_length": lengths, **settings})
 
   meta = {
       **_recipe(config),

@@ -6,8 +6,8 @@ voices (`VOICES`, id = accent * 100 + variant). A voice is `{accent}+{variant}`;
 (words per minute) and pitch (0-99) are drawn per clip.
 
 Held-out voices: every fifth variant (`VOICE_VARIANTS[::5]`, 20 of 100) in every accent
-is never used for training, only for evaluation, so a test clip's speaker timbre is one
-the model has not heard (`HELD_OUT_VOICES`, `TRAIN_VOICES`).
+is never used for training, only for evaluation, so a test clip's voice variant is one
+the model has not heard in any accent (`HELD_OUT_VOICES`, `TRAIN_VOICES`).
 
 espeak-ng runs as a subprocess that writes a 22,050 Hz 16-bit mono WAV to stdout (its
 header's frame count is a placeholder, see `audio_io.read_wav`), which is resampled to
@@ -81,8 +81,8 @@ _INSTALL = ("install it with `apt-get install -y espeak-ng` (Debian/Ubuntu; `mak
 
 @functools.lru_cache(maxsize=None)
 def check_espeak() -> str:
-  """espeak-ng's version ('eSpeak NG text-to-speech: 1.51'), after checking that it runs and has every variant of
-  `VOICE_VARIANTS`.
+  """espeak-ng's version ('eSpeak NG text-to-speech: 1.51'), after checking that it runs
+  and has every variant of `VOICE_VARIANTS`.
 
   Raises:
     DataNotFoundError: espeak-ng is not installed, or lacks some variants (another
@@ -141,7 +141,8 @@ def _fixed_length(waveform: np.ndarray, num_samples: int) -> np.ndarray:
 
 def speak(texts: Sequence[str], voices: np.ndarray, rates: np.ndarray, pitches: np.ndarray,
           *, num_samples: int, workers: int = 2, progress: bool = False,
-          desc: str = "speech") -> tuple[np.ndarray, np.ndarray]:
+          desc: str = "speech", out: np.ndarray | None = None
+          ) -> tuple[np.ndarray, np.ndarray]:
   """Synthesises n clips, `workers` espeak-ng processes at a time.
 
   Args:
@@ -149,10 +150,12 @@ def speak(texts: Sequence[str], voices: np.ndarray, rates: np.ndarray, pitches: 
     voices, rates, pitches: (n,) int each.
     num_samples: length of every clip at 16 kHz (e.g. 48,000 for 3 s).
     progress: show a tqdm bar labelled `desc`.
+    out: (n, num_samples) int16 to write the clips into, e.g. a memory-mapped .npy
+      file, so that gigabytes of speech need not fit in memory.
 
   Returns:
     audio: (n, num_samples) int16 (PCM; divide by 32768 for [-1, 1]), trimmed at the
-      end or zero-padded.
+      end or zero-padded; `out` when given.
     speech_lengths: (n,) int32, samples up to the end of the speech before trimming
       (`speech_length`); above num_samples where the end was cut.
   """
@@ -161,6 +164,10 @@ def speak(texts: Sequence[str], voices: np.ndarray, rates: np.ndarray, pitches: 
     raise ValueError(
         f"{n} texts need as many voices, rates and pitches, got {len(voices)}, "
         f"{len(rates)}, {len(pitches)}")
+  audio = np.zeros((n, num_samples), np.int16) if out is None else out
+  if audio.shape != (n, num_samples) or audio.dtype != np.int16:
+    raise ValueError(f"out must be ({n}, {num_samples}) int16, got {audio.dtype} "
+                     f"{audio.shape}")
   check_espeak()
 
   def clip(i: int) -> tuple[np.ndarray, int]:
@@ -168,7 +175,6 @@ def speak(texts: Sequence[str], voices: np.ndarray, rates: np.ndarray, pitches: 
                           pitch=int(pitches[i]))
     return _fixed_length(waveform, num_samples), speech_length(waveform)
 
-  audio = np.zeros((n, num_samples), np.int16)
   lengths = np.zeros(n, np.int32)
   with concurrent.futures.ThreadPoolExecutor(workers) as pool:
     # map keeps the order of the inputs, whichever clip finishes first.

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 
-from jejax.data import DataNotFoundError, captions, multimodal, speech, tokenizer
+from jejax.data import DataError, DataNotFoundError, captions, multimodal, speech, tokenizer
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 pytestmark = [
@@ -159,3 +159,11 @@ def test_missing_espeak_fails_before_writing(tmp_path, monkeypatch):
   finally:
     speech.check_espeak.cache_clear()
   assert list(tmp_path.iterdir()) == []  # no half-written build left behind
+
+
+def test_fashion_mnist_of_other_sizes_is_refused(tmp_path, write_split, no_default_dirs):
+  for split in ("train", "test"):
+    write_split(tmp_path, split, np.zeros((3, 28, 28), np.uint8), np.zeros(3, np.uint8))
+  with pytest.raises(DataError, match="not the original 60000 and 10000"):
+    multimodal.build(TINY, cache_dir=tmp_path / "cache", data_dir=str(tmp_path),
+                     progress=False)
