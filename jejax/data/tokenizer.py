@@ -12,7 +12,7 @@ is [begin, bytes..., end, pad...], with a mask that is True on begin, bytes and 
 
 Example:
   >>> tokens, mask = encode(['a dark sandal'], max_length=16)
-  >>> tokens[0, :4], mask[0].sum()
+  >>> tokens[0, :4], int(mask[0].sum())
   (array([ 1, 100,  35, 103], dtype=int32), 15)
   >>> decode(tokens)
   ['a dark sandal']
