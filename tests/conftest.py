@@ -20,7 +20,7 @@ def experiment_config(method: str):
   return config_lib.load(EXPERIMENT_CONFIGS / f"{method}.py")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_config():
   """`tiny_config(method, batch_size=16)`: the method's experiment config (its views,
   heads and hyperparameters) with a model small enough for tests: two conv stages,

@@ -168,6 +168,7 @@ class ViT(nn.Module):
   def embed(self, images: jax.Array) -> jax.Array:
     """(B, H, W, C) -> (B, N, width) patch tokens plus their position embeddings, N =
     (H / p)(W / p) in row-major order."""
+    self.grid(images.shape)  # a patch size that does not divide the image is an error
     x = self.patch_embed(images.astype(self.dtype))  # (B, H/p, W/p, width)
     b, h, w, d = x.shape
     return x.reshape(b, h * w, d) + jnp.asarray(sincos_2d(d, h, w), self.dtype)
