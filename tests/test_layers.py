@@ -24,7 +24,7 @@ ALLOWED = {
     "methods": HELPERS | {"losses", "models", "augment", "audio"},
     "train": HELPERS | {"losses", "models", "augment", "audio", "data", "eval", "methods",
                         "config"},
-    "config": HELPERS | {"methods", "models", "train"},
+    "config": HELPERS | {"data", "methods", "models", "train"},
 }
 COMMANDS = {"job", "main", "embed", "__init__"}  # the top: may import anything
 
