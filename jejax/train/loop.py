@@ -30,7 +30,7 @@ from jejax import config as config_lib
 from jejax import data, parallel
 from jejax.data.sources import Source
 from jejax.eval import protocol
-from jejax.train import checkpoint
+from jejax.train import checkpoint, pretrained
 from jejax.train.run import Run
 
 METRICS_FILE = "metrics.jsonl"
@@ -123,7 +123,12 @@ def train(c: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
                                          keep=c.checkpoint.keep)
   state = parallel.replicate(run.initial_state, run.mesh)
   restored = checkpointer.restore_latest(state)
-  state = restored if restored is not None else state
+  if restored is not None:
+    state = restored
+  elif c.model.pretrained is not None:  # a fresh run starts from another run's backbone
+    state = parallel.replicate(pretrained.with_pretrained_backbone(run.initial_state, c,
+                                                                   run.image_shape),
+                               run.mesh)
   start = int(state.step)
   end = run.total_steps if stop_at_step is None else min(stop_at_step, run.total_steps)
   metrics_path = run.workdir / METRICS_FILE
