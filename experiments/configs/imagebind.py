@@ -25,6 +25,8 @@ def get_config():
   c.epochs = 3.0
   c.model.pretrained = "runs/multimodal/clip"
   c.optim.frozen = ("^image_tower/",)
+  c.model.text.depth = 2
+  c.model.text.context_length = 52  # the longest caption is 49 tokens, a prompt 43
   c.optim.weight_decay = 0.1
   c.eval.probe_epochs = 30
   c.eval.probe_random_init = False  # the image tower is CLIP's, frozen: nothing to compare

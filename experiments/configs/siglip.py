@@ -17,6 +17,8 @@ def get_config():
   c.method = "siglip"
   c.data.name = "fashion_mnist_captions"
   c.epochs = 4.0
+  c.model.text.depth = 2
+  c.model.text.context_length = 52  # the longest caption is 49 tokens, a prompt 43
   c.optim.weight_decay = 0.1
   c.eval.probe_epochs = 30
   return c

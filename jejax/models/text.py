@@ -45,6 +45,7 @@ class TextTransformer(nn.Module):
   end), which come first in each row. Output (B, width) float32.
   """
   vocab_size: int
+  context_length: int = 72
   width: int = 128
   depth: int = 3
   num_heads: int = 4
@@ -56,6 +57,7 @@ class TextTransformer(nn.Module):
   def __call__(self, tokens: jax.Array, mask: jax.Array) -> jax.Array:
     if self.pool not in POOLS:
       raise ValueError(f"pool={self.pool!r}: one of {POOLS}")
+    tokens, mask = tokens[:, :self.context_length], mask[:, :self.context_length]
     length = tokens.shape[1]
     x = nn.Embed(self.vocab_size, self.width, embedding_init=nn.initializers.normal(0.02),
                  name="token_embed")(tokens)  # (B, L, width)
@@ -69,9 +71,10 @@ class TextTransformer(nn.Module):
 
 
 # vocab_size: that of `jejax.data.tokenizer` (bytes, pad, begin, end); tested to agree.
-@TOWERS.register("text", {"vocab_size": 259, "width": 128, "depth": 3, "num_heads": 4,
-                          "pool": "end"})
+@TOWERS.register("text", {"vocab_size": 259, "context_length": 72, "width": 128,
+                          "depth": 3, "num_heads": 4, "pool": "end"})
 def _build(block, dtype) -> TextTransformer:
-  return TextTransformer(vocab_size=block["vocab_size"], width=block["width"],
+  return TextTransformer(vocab_size=block["vocab_size"],
+                         context_length=block["context_length"], width=block["width"],
                          depth=block["depth"], num_heads=block["num_heads"],
                          pool=block["pool"], dtype=dtype)
