@@ -8,7 +8,7 @@ Symmetric InfoNCE over the global batch of (image, caption) pairs
 small ConvNet as the image tower (CLIP: ResNet-50 to ViT-L/14), a byte-level text
 transformer 128 wide and 2 deep reading 52 tokens (CLIP: BPE, 512 wide, 12 deep, 77), a 128-d joint space
 (512), AdamW at 2e-3 for a batch of 256 (CLIP: 5e-4 for 32,768) with weight decay 0.1
-(CLIP's 0.2), 4 epochs (32). Evaluation: kNN and linear probe on the image tower's
+(CLIP's 0.2), 2 epochs (32). Evaluation: kNN and linear probe on the image tower's
 features (every run's), and zero-shot classification and retrieval
 (`experiments/multimodal.py`, `python -m jejax.embed_multimodal`).
 """
@@ -20,7 +20,7 @@ def get_config():
   c = base_config()
   c.method = "clip"
   c.data.name = "fashion_mnist_captions"
-  c.epochs = 4.0
+  c.epochs = 2.0
   c.model.text.depth = 2
   c.model.text.context_length = 52  # the longest caption is 49 tokens, a prompt 43
   c.optim.weight_decay = 0.1

@@ -16,7 +16,7 @@ def get_config():
   c = base_config()
   c.method = "siglip"
   c.data.name = "fashion_mnist_captions"
-  c.epochs = 4.0
+  c.epochs = 2.0
   c.model.text.depth = 2
   c.model.text.context_length = 52  # the longest caption is 49 tokens, a prompt 43
   c.optim.weight_decay = 0.1
