@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from jejax import config as config_lib
@@ -48,6 +48,7 @@ from jejax.data.paired import BUILDS
 from jejax.embed import restore_checkpoint
 from jejax.eval import multimodal
 from jejax.eval.distances import cosine_similarity
+from jejax.methods import METHODS
 from jejax.methods.multimodal import TowerMethod, images_to_float, spectrogram_inputs
 from jejax.train.checkpoint import CheckpointMismatchError
 from jejax.train.run import Run
@@ -118,26 +119,36 @@ class Embedder:
     return multimodal.class_embeddings(flat.reshape(c, p, -1))
 
 
-def load_run(workdir: str | os.PathLike, *, config_path: str | os.PathLike | None = None
-             ) -> tuple[Run, Embedder, int]:
-  """(run, its embedder, checkpoint step) of the multimodal run in `workdir`.
+def read_config(workdir: str | os.PathLike, config_path: str | os.PathLike | None = None
+                ) -> ml_collections.ConfigDict:
+  """The validated config of the run in `workdir` (or `config_path`), for one device.
 
   Raises:
-    FileNotFoundError: no config or checkpoint.
-    ValueError: the run is not a multimodal one.
-    CheckpointMismatchError: the checkpoint holds another model than the config's.
+    FileNotFoundError: no config.
+    ValueError: the run is not a multimodal one, or the config is invalid.
   """
-  workdir = Path(workdir)
-  path = Path(config_path or workdir / "config.json")
+  path = Path(config_path or Path(workdir) / "config.json")
   if not path.is_file():
     raise FileNotFoundError(f"{path}: no config.json; is {workdir} a jejax run?")
   c = config_lib.load(path)
   c.num_devices = 1  # embedding runs on one device, whatever the run trained on
-  run = Run(config_lib.validate(c), workdir)
-  if not isinstance(run.method, TowerMethod):
+  if not issubclass(METHODS.get(c.method).value, TowerMethod):
     raise ValueError(f"{workdir} is a {c.method} run; embedding audio or captions needs a "
                      "clip, siglip or imagebind run")
-  state, step = restore_checkpoint(run, workdir / "checkpoints")
+  return config_lib.validate(c)
+
+
+def load_run(workdir: str | os.PathLike, c: ml_collections.ConfigDict | None = None
+             ) -> tuple[Run, Embedder, int]:
+  """(run, its embedder, checkpoint step) of the multimodal run in `workdir`, with its
+  config (`read_config`'s by default).
+
+  Raises:
+    FileNotFoundError: no config or checkpoint.
+    CheckpointMismatchError: the checkpoint holds another model than the config's.
+  """
+  run = Run(c or read_config(workdir), workdir)
+  state, step = restore_checkpoint(run, Path(workdir) / "checkpoints")
   state = jax.device_get(state)
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   return run, Embedder(run.method, variables), step
@@ -309,26 +320,27 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
   if args.out is not None and not args.out.endswith(".npz"):
     raise ValueError(f"--out {args.out}: give a .npz file name")
-  run, embedder, step = load_run(args.workdir, config_path=args.config)
-  c = run.config
+  c = read_config(args.workdir, args.config)
   build = BUILDS[c.data.multimodal_build]
-  test = data.load_multimodal("test", "text_speech", config=build, progress=False)
-  # Read and check every input before computing anything.
+  # Read and check every input before the run is built.
   if args.audio_dir is not None:
-    if run.method.model.audio_tower is None:
+    if c.method != "imagebind":
       raise ValueError(f"{args.workdir} is a {c.method} run, without an audio tower; "
                        "--audio-dir needs a binding (imagebind) run")
     paths, waveforms, lengths = read_audio_dir(args.audio_dir, build.clip_samples)
     names = [p.name for p in paths]
+  else:
+    names, tokens, mask = read_captions(args.captions, c.model.text.context_length,
+                                        build.text_length)
+  run, embedder, step = load_run(args.workdir, c)
+  if args.audio_dir is not None:
     queries = embedder.audio(waveforms, lengths)
   else:
-    text_tower = run.method.model.text_tower
-    names, tokens, mask = read_captions(args.captions, text_tower.context_length,
-                                        build.text_length)
     queries = embedder.texts(tokens, mask)
   print(f"{c.method} run {args.workdir}, checkpoint step {step}: {len(names)} "
         f"{'audio files' if args.audio_dir else 'captions'}")
   if args.retrieve:
+    test = data.load_multimodal("test", "text_speech", config=build, progress=False)
     print(_retrieval_table(args, embedder, test, names, queries))
   else:
     classes = embedder.class_embeddings(data.load_class_prompts(config=build,
