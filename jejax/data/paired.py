@@ -8,7 +8,7 @@ set of `multimodal.py`.
 
   | key | shape, dtype |
   |---|---|
-  | image, label | (b, 28, 28, 1) uint8, (b,) int32: the caption's image (kNN and probes read these) |
+  | image, label | (b, 28, 28, 1) uint8, (b,) int32: the caption's image (kNN reads it) |
   | text, text_mask | (b, 72) int32 byte tokens, bool |
   | speech_image, speech_label | the spoken caption's image and its class |
   | audio, audio_length | (b, 48000) float32 16 kHz mono, (b,) int32 |
