@@ -43,7 +43,7 @@ from jejax import config as config_lib
 from jejax import data
 from jejax.data import tokenizer
 from jejax.data.errors import DataError
-from jejax.data.multimodal import MultimodalConfig, MultimodalSource
+from jejax.data.multimodal import MultimodalConfig
 from jejax.data.paired import BUILDS
 from jejax.embed import restore_checkpoint
 from jejax.eval import multimodal
@@ -110,13 +110,6 @@ class Embedder:
                        "(imagebind)")
     return self._batched(self._audio, np.asarray(waveforms, np.float32),
                          np.asarray(lengths, np.int32))
-
-  def class_embeddings(self, prompts: dict[str, np.ndarray]) -> np.ndarray:
-    """(C, D) class embeddings from `load_class_prompts()`'s (C, P, L) text prompts."""
-    c, p, length = prompts["text"].shape
-    flat = self.texts(prompts["text"].reshape(c * p, length),
-                      prompts["text_mask"].reshape(c * p, length))
-    return multimodal.class_embeddings(flat.reshape(c, p, -1))
 
 
 def read_config(workdir: str | os.PathLike, config_path: str | os.PathLike | None = None
@@ -207,67 +200,13 @@ def read_audio_dir(folder: str | os.PathLike, num_samples: int
   return paths, waveforms, lengths
 
 
-def embed_test_split(embedder: Embedder, source: MultimodalSource, *, audio: bool,
-                     chunk: int = 1000) -> dict[str, np.ndarray]:
-  """'image', 'text' (and 'audio') embeddings (N, D) of a test source with text and speech,
-  with the 'label', 'attributes' and 'mentions' of every example, read `chunk` examples at
-  a time (the full split's audio is 1.9 GB as float32)."""
-  keys = ("label", "attributes", "mentions")
-  parts = {k: [] for k in ("image", "text", "audio", *keys)}
-  for start in range(0, len(source), chunk):
-    batch = source.get_batch(np.arange(start, min(start + chunk, len(source))))
-    parts["image"].append(embedder.images(batch["image"]))
-    parts["text"].append(embedder.texts(batch["text"], batch["text_mask"]))
-    if audio:
-      parts["audio"].append(embedder.audio(batch["audio"], batch["audio_length"]))
-    for k in keys:
-      parts[k].append(batch[k])
-  return {k: np.concatenate(v) for k, v in parts.items() if v}
-
-
-# Retrieval directions: (query, gallery, whether the relevance is caption_describes' [c, i]
-# as it is (the query's caption true of the gallery image) or transposed (the gallery's
-# caption true of the query's image)). A clip stands for the caption it speaks.
-DIRECTIONS = (("image", "text", True), ("text", "image", False),
-              ("speech", "text", True), ("text", "speech", True),
-              ("speech", "image", False), ("image", "speech", True))
-
-
 def evaluate(embedder: Embedder, build: MultimodalConfig, ks: tuple[int, ...] = (1, 5, 10)
              ) -> dict[str, float]:
-  """Zero-shot accuracy from the text prompts and recall@k in both directions on the test
-  split of `build` (held-out voices), for images and, with an audio tower, speech; with
-  chance beside each.
-
-  A retrieved caption (or clip) is right for an image when it is true of that image
-  (`captions.caption_describes`: its class and the levels of the two attributes it
-  names); between captions and clips, when the retrieved one is true of the query's image.
-
-  Keys: 'image_zero_shot', 'speech_zero_shot' (with audio), 'chance_zero_shot';
-  '<query>_to_<gallery>_r<k>' and 'chance_<query>_to_<gallery>_r<k>'.
-  """
+  """`jejax.eval.multimodal.evaluate` of a run's embedder on the test split of `build`."""
   audio = embedder.method.model.audio_tower is not None
-  test = data.load_multimodal("test", "text_speech", config=build, progress=False)
-  e = embed_test_split(embedder, test, audio=audio)
-  describes = data.captions.caption_describes(e["label"], e["attributes"], e["mentions"])
-  classes = embedder.class_embeddings(data.load_class_prompts(config=build, progress=False))
-  embeddings = {"image": e["image"], "text": e["text"], "speech": e.get("audio")}
-  results = {"chance_zero_shot": 1.0 / len(classes)}
-  for modality in ("image", "speech") if audio else ("image",):
-    results[f"{modality}_zero_shot"] = multimodal.zero_shot_accuracy(
-        embeddings[modality], e["label"], classes)
-  for query, gallery, transposed in DIRECTIONS:
-    if embeddings[query] is None or embeddings[gallery] is None:
-      continue
-    relevant = describes.T if transposed else describes
-    name = f"{query}_to_{gallery}"
-    recalls = multimodal.cross_modal_recall(embeddings[query], embeddings[gallery], ks,
-                                            relevant=relevant)
-    chance = multimodal.chance_recall(relevant, ks)
-    for k in ks:
-      results[f"{name}_r{k}"] = recalls[k]
-      results[f"chance_{name}_r{k}"] = chance[k]
-  return results
+  return multimodal.evaluate(
+      embedder, data.load_multimodal("test", "text_speech", config=build, progress=False),
+      data.load_class_prompts(config=build, progress=False), audio=audio, ks=ks)
 
 
 def format_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -343,8 +282,8 @@ def _run(args: argparse.Namespace) -> int:
     test = data.load_multimodal("test", "text_speech", config=build, progress=False)
     print(_retrieval_table(args, embedder, test, names, queries))
   else:
-    classes = embedder.class_embeddings(data.load_class_prompts(config=build,
-                                                                progress=False))
+    classes = multimodal.prompt_classes(embedder, data.load_class_prompts(config=build,
+                                                                          progress=False))
     rows = zero_shot_rows(names, queries, classes)
     print(format_table(["input", "class", "cosine", "runner-up", "cosine"], rows))
   if args.out is not None:

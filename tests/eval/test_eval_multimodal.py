@@ -1,13 +1,18 @@
 """Zero-shot classification and cross-modal retrieval on hand-built embeddings: CLIP's
 prompt ensembling, recall@k with one partner or a relevance matrix, both against values
-worked out by hand, and chance recall against an enumeration of every ranking."""
+worked out by hand, chance recall against an enumeration of every ranking, and the whole
+evaluation of the tiny test split through a class oracle and through noise."""
 
 import itertools
+import os
+import shutil
 
 import numpy as np
 import pytest
 
-from jejax.data.captions import caption_describes
+from jejax.data import multimodal as multimodal_data
+from jejax.data import tokenizer
+from jejax.data.captions import CLASS_NAMES, caption_describes
 from jejax.eval import multimodal
 
 
@@ -85,3 +90,55 @@ def test_a_caption_describes_the_images_it_is_true_of():
                    [0, 0, 1, 0],
                    [0, 0, 0, 1]], bool)
   np.testing.assert_array_equal(caption_describes(labels, levels, mentions, chunk=3), want)
+
+
+class ClassOracle:
+  """An `Embed` that maps every image, caption, prompt and clip of the tiny test split to
+  the one-hot vector of its class (looked up by content), or to noise (`noise=True`)."""
+
+  def __init__(self, source, noise=False):
+    batch = source.get_batch(np.arange(len(source)))
+    self.by_image = {x.tobytes(): y for x, y in zip(batch["image"], batch["label"])}
+    self.by_audio = {x.tobytes(): y for x, y in zip(batch["audio"], batch["label"])}
+    self.noise = np.random.default_rng(0) if noise else None
+
+  def _out(self, labels):
+    if self.noise is not None:
+      return self.noise.normal(size=(len(labels), 10))
+    return np.eye(10)[np.asarray(labels)]
+
+  def images(self, images):
+    return self._out([self.by_image[x.tobytes()] for x in images])
+
+  def texts(self, tokens, mask):
+    # The longest name first: "t-shirt" before "shirt".
+    order = sorted(range(10), key=lambda c: -len(CLASS_NAMES[c]))
+    return self._out([next(c for c in order if CLASS_NAMES[c] in text)
+                      for text in tokenizer.decode(tokens)])
+
+  def audio(self, waveforms, lengths):
+    return self._out([self.by_audio[x.tobytes()] for x in waveforms])
+
+
+@pytest.fixture(scope="module")
+def tiny_test():
+  source = multimodal_data.load_multimodal("test", "text_speech", config=multimodal_data.TINY,
+                                           progress=False)
+  return source, multimodal_data.load_class_prompts(config=multimodal_data.TINY,
+                                                    progress=False)
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist")
+                    or shutil.which("espeak-ng") is None,
+                    reason="Fashion-MNIST or espeak-ng absent: make data")
+def test_evaluate_with_a_class_oracle_and_with_noise(tiny_test):
+  source, prompts = tiny_test
+  oracle = multimodal.evaluate(ClassOracle(source), source, prompts, audio=True)
+  assert oracle["image_zero_shot"] == oracle["speech_zero_shot"] == 1.0
+  noise = multimodal.evaluate(ClassOracle(source, noise=True), source, prompts, audio=True)
+  assert noise["image_zero_shot"] < 0.3 and noise["speech_zero_shot"] < 0.3
+  for direction in ("image_to_text", "text_to_image", "speech_to_text", "text_to_speech",
+                    "speech_to_image", "image_to_speech"):
+    # A class oracle beats chance (it knows the class, not the attributes); noise does not.
+    assert oracle[f"{direction}_r10"] > oracle[f"chance_{direction}_r10"] + 0.1, direction
+    assert noise[f"{direction}_r10"] < noise[f"chance_{direction}_r10"] + 0.15, direction
