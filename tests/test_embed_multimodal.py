@@ -47,6 +47,7 @@ def runs(tmp_path_factory, tiny_config):
   c.model.text.width, c.model.text.depth, c.model.text.num_heads = 16, 1, 2
   c.model.audio.size = "nano"
   c.model.pretrained = str(root / "simclr")
+  c.optim.frozen = ("^image_tower/",)  # SimCLR has a backbone, no text tower or projection
   c.num_steps = 1
   run, trained, _ = loop.train(c, root / "binding")
   # The loop took the image tower from the SimCLR checkpoint, and it stayed frozen.

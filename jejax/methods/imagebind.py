@@ -3,15 +3,20 @@ Them All"): one embedding space for several modalities, each bound to images onl
 
 Every batch holds an (image, caption) pair and an independent (image, speech) pair
 (`jejax.data.paired`, 'fashion_mnist_binding'); the loss is CLIP's symmetric InfoNCE of
-images with texts plus that of images with speech. Speech and text never meet, so any
-speech-text alignment has to emerge through the images (the paper's emergent zero-shot).
+images with speech, plus that of images with texts while the image-text pair still
+trains. Speech and text never meet, so any speech-text alignment has to emerge through
+the images (the paper's emergent zero-shot).
 
-As the paper, the image tower can be frozen at a pretrained one (`freeze_image_tower`,
-with `model.pretrained` naming the run whose backbone it takes, and
-`optim.frozen=("^image_tower/",)`; the tower then runs in inference mode behind a
-stop-gradient); the projections train. The text pair's logit scale is learnt from 1 / 0.07
-(CLIP's), the audio pair's fixed at 1 / 0.05 = 20 (ImageBind's audio postprocessor)
-unless `learn_audio_temperature`.
+As the paper, towers can be frozen at pretrained ones (it freezes OpenCLIP's image and
+text encoders): `model.pretrained` names the run they come from (its arrays are grafted
+by name and shape, `jejax.train.pretrained`) and `optim.frozen` the frozen parameter
+groups (`^image_tower/`, `^image_projection/`, `^text_tower/`, `^text_projection/`), which
+the method reads too: a frozen tower runs in inference mode, and a frozen group behind a
+stop-gradient. With all four frozen, the image-text pair is fixed and left out of the
+loss: only the audio tower and its projection train. A SimCLR backbone, say, would
+freeze `^image_tower/` alone and train the projection. The image-text logit scale is
+learnt from 1 / 0.07 (CLIP's) while that pair trains; the audio pair's is fixed at 1 / 0.05 = 20 (ImageBind's audio
+postprocessor) unless `learn_audio_temperature`.
 
 `audio_anchor='text'` is the control the paper's claim is measured against: the same
 run with each clip bound to the caption it speaks (`speech_text`) instead of to its image.
@@ -32,22 +37,27 @@ from jejax.methods.multimodal import (TowerMethod, broadcast_scalars, images_to_
                                       mean_scalar, spectrogram_inputs, tower_from_config)
 
 ANCHORS = ("image", "text")
-FROZEN_TOWER_PATH = "image_tower/kernel"  # a parameter path of the image tower
+GROUPS = ("image_tower", "image_projection", "text_tower", "text_projection")
+
+
+def frozen_groups(patterns) -> tuple[str, ...]:
+  """The groups of `GROUPS` that `optim.frozen`'s patterns freeze."""
+  return tuple(g for g in GROUPS if any(re.search(p, f"{g}/kernel") for p in patterns))
 
 
 @register_method("imagebind", {
     "temperature_init": 0.07, "audio_temperature": 0.05, "learn_audio_temperature": False,
-    "audio_anchor": "image", "freeze_image_tower": True, "max_logit_scale": 100.0,
+    "audio_anchor": "image", "max_logit_scale": 100.0,
     "loss_impl": "dense", "chunk_size": 0})
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ImageBind(TowerMethod):
   """Attributes beyond `TowerMethod`'s:
     audio_anchor: 'image' (binding) or 'text' (the speech-text control).
-    freeze_image_tower: the image tower in inference mode, no gradient.
+    frozen: the groups of `GROUPS` that `optim.frozen` freezes.
     learn_audio_temperature: False keeps the audio pair's scale at its initial value.
   """
   audio_anchor: str = "image"
-  freeze_image_tower: bool = True
+  frozen: tuple[str, ...] = ()
   learn_audio_temperature: bool = False
 
   @classmethod
@@ -59,13 +69,11 @@ class ImageBind(TowerMethod):
               "must lie in (0, 1] (its logit scale exp t' starts in [1, inf))")
     require(b.audio_anchor in ANCHORS, "imagebind.audio_anchor", b.audio_anchor,
             f"one of {ANCHORS}")
-    if b.freeze_image_tower:
+    frozen = frozen_groups(c.optim.frozen)
+    if frozen:
       require(c.model.pretrained is not None, "model.pretrained", c.model.pretrained,
-              "a frozen image tower (imagebind.freeze_image_tower) needs a pretrained one: "
-              "the workdir or checkpoint folder of a run with the same backbone")
-      require(any(re.search(p, FROZEN_TOWER_PATH) for p in c.optim.frozen), "optim.frozen",
-              tuple(c.optim.frozen), "a frozen image tower needs '^image_tower/' among the "
-              "frozen parameters (no update, no weight decay)")
+              f"frozen {', '.join(frozen)} (optim.frozen) need pretrained values: the "
+              "workdir or checkpoint folder of a run with the same towers")
 
   @classmethod
   def batch_keys(cls, block):
@@ -80,9 +88,14 @@ class ImageBind(TowerMethod):
             "audio_logit_scale_init": float(np.log(1.0 / block["audio_temperature"]))}
 
   @classmethod
-  def hyperparameters(cls, block):
-    return {name: block[name] for name in ("audio_anchor", "freeze_image_tower",
-                                           "learn_audio_temperature")}
+  def hyperparameters(cls, c, block):
+    return {"audio_anchor": block["audio_anchor"], "frozen": frozen_groups(c.optim.frozen),
+            "learn_audio_temperature": block["learn_audio_temperature"]}
+
+  @property
+  def trains_image_text(self) -> bool:
+    """Whether the image-text pair is in the loss (not all of its groups frozen)."""
+    return set(self.frozen) != set(GROUPS)
 
   def prepare(self, rng, batch):
     inputs = {**super().prepare(rng, batch),
@@ -93,33 +106,51 @@ class ImageBind(TowerMethod):
             "speech_text_mask": batch["speech_text_mask"]}
 
   def embed(self, model, inputs):
-    b = inputs["image"].shape[0]
-    # One call per tower: both pairs' images (or texts) go through it together.
+    def stop(group, x):  # no gradient computed for what the optimizer leaves alone
+      return jax.lax.stop_gradient(x) if group in self.frozen else x
+
+    def images(x):
+      features = model.image_features(x, train="image_tower" not in self.frozen)
+      return stop("image_projection", model.image_projection(stop("image_tower", features)))
+
+    def texts(tokens, mask):
+      features = stop("text_tower", model.text_tower(tokens, mask).astype(jnp.float32))
+      return stop("text_projection", model.text_projection(features))
+
+    b = inputs["audio"].shape[0]
+    pair = self.trains_image_text  # then one call per tower: both pairs' inputs together
     if self.audio_anchor == "image":
-      images = jnp.concatenate([inputs["image"], inputs["speech_image"]])
-      texts, masks = inputs["text"], inputs["text_mask"]
+      x = inputs["speech_image"]
+      image = images(jnp.concatenate([inputs["image"], x]) if pair else x)
+      outputs = {"audio_anchor": image[-b:]}
+      if pair:
+        outputs |= {"image": image[:b], "text": texts(inputs["text"], inputs["text_mask"])}
     else:
-      images = inputs["image"]
-      texts = jnp.concatenate([inputs["text"], inputs["speech_text"]])
-      masks = jnp.concatenate([inputs["text_mask"], inputs["speech_text_mask"]])
-    image = model.embed_image(images, train=True, frozen_tower=self.freeze_image_tower)
-    text = model.embed_text(texts, masks)
-    anchor = image[b:] if self.audio_anchor == "image" else text[b:]
+      tokens, mask = inputs["speech_text"], inputs["speech_text_mask"]
+      if pair:
+        tokens = jnp.concatenate([inputs["text"], tokens])
+        mask = jnp.concatenate([inputs["text_mask"], mask])
+      text = texts(tokens, mask)
+      outputs = {"audio_anchor": text[-b:]}
+      if pair:
+        outputs |= {"text": text[:b], "image": images(inputs["image"])}
     scalars = model.logit_parameters()
     if not self.learn_audio_temperature:
       scalars["audio_logit_scale"] = jax.lax.stop_gradient(scalars["audio_logit_scale"])
-    return {"image": image[:b], "text": text[:b], "audio_anchor": anchor,
-            "audio": model.embed_audio(inputs["audio"], inputs["audio_valid"]),
+    return {**outputs, "audio": model.embed_audio(inputs["audio"], inputs["audio_valid"]),
             **broadcast_scalars(scalars, b)}
 
   def loss(self, outputs, target, inputs, state):
-    log_scale = mean_scalar(outputs, "logit_scale")
     audio_log_scale = mean_scalar(outputs, "audio_logit_scale")
-    image_text = self.infonce(outputs["image"], outputs["text"], log_scale)
-    audio = self.infonce(outputs["audio_anchor"], outputs["audio"], audio_log_scale)
-    metrics = {"loss_image_text": image_text, f"loss_{self.audio_anchor}_audio": audio,
-               "logit_scale": jnp.exp(log_scale), "audio_logit_scale": jnp.exp(audio_log_scale)}
-    return image_text + audio, metrics, None
+    loss = self.infonce(outputs["audio_anchor"], outputs["audio"], audio_log_scale)
+    metrics = {f"loss_{self.audio_anchor}_audio": loss,
+               "audio_logit_scale": jnp.exp(audio_log_scale)}
+    if self.trains_image_text:
+      log_scale = mean_scalar(outputs, "logit_scale")
+      image_text = self.infonce(outputs["image"], outputs["text"], log_scale)
+      metrics |= {"loss_image_text": image_text, "logit_scale": jnp.exp(log_scale)}
+      loss = loss + image_text
+    return loss, metrics, None
 
   def embedding(self, outputs):
     return outputs["audio"]

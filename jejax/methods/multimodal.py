@@ -104,7 +104,7 @@ class TowerMethod(Method):
     return cls(model=model, loss_impl=block["loss_impl"],
                chunk_size=block["chunk_size"] or None,
                mesh=setup.mesh if block["loss_impl"] == "ring" else None,
-               max_logit_scale=block["max_logit_scale"], **cls.hyperparameters(block))
+               max_logit_scale=block["max_logit_scale"], **cls.hyperparameters(c, block))
 
   @classmethod
   def batch_keys(cls, block: dict[str, Any]) -> tuple[str, ...]:
@@ -118,7 +118,8 @@ class TowerMethod(Method):
     raise NotImplementedError
 
   @classmethod
-  def hyperparameters(cls, block: dict[str, Any]) -> dict[str, Any]:
+  def hyperparameters(cls, c: ml_collections.ConfigDict, block: dict[str, Any]
+                      ) -> dict[str, Any]:
     """The dataclass fields beyond those of `TowerMethod`."""
     return {}
 

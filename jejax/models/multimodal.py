@@ -63,12 +63,8 @@ class MultimodalModel(nn.Module):
     """(B, H, W, C) -> (B, F) float32 image-tower features (what kNN and probes read)."""
     return self.image_tower(images, train).astype(jnp.float32)
 
-  def embed_image(self, images: jax.Array, train: bool = False,
-                  frozen_tower: bool = False) -> jax.Array:
-    """(B, H, W, C) -> (B, embed_dim) float32. `frozen_tower`: the tower in inference
-    mode and behind a stop-gradient (its params are not trained; the projection is)."""
-    if frozen_tower:
-      return self.image_projection(jax.lax.stop_gradient(self.image_features(images)))
+  def embed_image(self, images: jax.Array, train: bool = False) -> jax.Array:
+    """(B, H, W, C) -> (B, embed_dim) float32."""
     return self.image_projection(self.image_features(images, train))
 
   def embed_text(self, tokens: jax.Array, mask: jax.Array) -> jax.Array:

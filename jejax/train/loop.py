@@ -125,10 +125,11 @@ def train(c: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
   restored = checkpointer.restore_latest(state)
   if restored is not None:
     state = restored
-  elif c.model.pretrained is not None:  # a fresh run starts from another run's backbone
-    state = parallel.replicate(pretrained.with_pretrained_backbone(run.initial_state, c,
-                                                                   run.image_shape),
-                               run.mesh)
+  elif c.model.pretrained is not None:  # a fresh run starts from another run's arrays
+    initial, taken = pretrained.with_pretrained(run.initial_state, c, run.image_shape)
+    state = parallel.replicate(initial, run.mesh)
+    if main:
+      print(f"initialised {', '.join(taken)} from {c.model.pretrained}")
   start = int(state.step)
   end = run.total_steps if stop_at_step is None else min(stop_at_step, run.total_steps)
   metrics_path = run.workdir / METRICS_FILE

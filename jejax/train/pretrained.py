@@ -1,15 +1,18 @@
-"""A run's backbone initialised from another run's checkpoint (`config.model.pretrained`):
-ImageBind binds its modalities to a pretrained, frozen image encoder.
+"""A run initialised from another run's checkpoint (`config.model.pretrained`): ImageBind
+binds its modalities to pretrained, frozen image and text encoders.
 
 `config.model.pretrained` names a run's workdir (its `checkpoints/` folder) or a
-checkpoint folder. Its latest checkpoint is read without its config: the params are
-searched for the one group of arrays with exactly the names, shapes and dtypes of
-`config.model.backbone`'s params, wherever that group sits (SimCLR's `backbone`, MAE's
-`encoder`, CLIP's `image_tower`), and it replaces the same group of this run's initial
-params; the BatchNorm statistics at the same place come with it. A checkpoint with no
-such group (another backbone, another width, not a jejax run) is refused with a message
-naming it and what was looked for. Only the params are taken: the optimizer starts
-afresh.
+checkpoint folder. Its latest checkpoint is read without its config, and two kinds of
+arrays are taken from it into this run's initial params and BatchNorm statistics:
+
+- the backbone: the one group of arrays with exactly the names, shapes and dtypes of
+  `config.model.backbone`'s, wherever it sits (SimCLR's `backbone`, MAE's `encoder`,
+  CLIP's `image_tower`), into this run's backbone;
+- every other array at the same path with the same shape and dtype (a CLIP run's text
+  tower, projections and logit scale into a binding run).
+
+A checkpoint without the backbone (another backbone or width, not a jejax run) is
+refused with a message naming it and what was looked for. The optimizer starts afresh.
 """
 
 from __future__ import annotations
@@ -86,10 +89,28 @@ def _replace(tree: PyTree, path: tuple[str, ...], value: PyTree) -> PyTree:
   return {**tree, path[0]: _replace(tree[path[0]], path[1:], value)}
 
 
-def with_pretrained_backbone(state: TrainState, c: ml_collections.ConfigDict,
-                             image_shape: tuple[int, int, int]) -> TrainState:
-  """`state` (host arrays) with its backbone's params and BatchNorm statistics taken from
-  the latest checkpoint of `config.model.pretrained`.
+def _same_paths(ours: PyTree, saved: PyTree) -> tuple[PyTree, set[str]]:
+  """`ours` with every leaf that `saved` has at the same path with the same shape and
+  dtype replaced by saved's, and the top-level keys of those leaves."""
+  theirs = {path_name(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(saved)}
+  taken = set()
+
+  def take(path, leaf):
+    name = path_name(path)
+    match = theirs.get(name)
+    if match is None or _signature({"": match}) != _signature({"": leaf}):
+      return leaf
+    taken.add(name.split("/")[0])
+    return match
+
+  return jax.tree_util.tree_map_with_path(take, ours), taken
+
+
+def with_pretrained(state: TrainState, c: ml_collections.ConfigDict,
+                    image_shape: tuple[int, int, int]) -> tuple[TrainState, list[str]]:
+  """`state` (host arrays) with its backbone, and the arrays at the same paths, taken from
+  the latest checkpoint of `config.model.pretrained` (module docstring); and the names of
+  the top-level groups of params that were taken.
 
   Raises:
     FileNotFoundError: no checkpoint there.
@@ -118,8 +139,10 @@ def with_pretrained_backbone(state: TrainState, c: ml_collections.ConfigDict,
         f"config.model.backbone={c.model.backbone!r} ({len(names)} arrays: {shown}, ...); "
         f"its params have the groups {groups}. Pretrain with the same backbone and block "
         f"(config.model.{c.model.backbone}), or set config.model.pretrained=None")
-  params = _replace(state.params, ours[0], _get(saved["params"], theirs[0]))
-  batch_stats = state.batch_stats
+  params, taken = _same_paths(state.params, saved["params"])
+  batch_stats, _ = _same_paths(state.batch_stats, saved.get("batch_stats", {}))
+  params = _replace(params, ours[0], _get(saved["params"], theirs[0]))
   if "batch_stats" in variables:
     batch_stats = _replace(batch_stats, ours[0], _get(saved["batch_stats"], theirs[0]))
-  return state.replace(params=params, batch_stats=batch_stats)
+  groups = sorted(taken | {"/".join(ours[0]) or "(all params)"})
+  return state.replace(params=params, batch_stats=batch_stats), groups

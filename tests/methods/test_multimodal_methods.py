@@ -39,8 +39,7 @@ def small_config(tiny_config, method: str, **block):
   c.model.text.width, c.model.text.depth, c.model.text.num_heads = 16, 1, 2
   c.model.audio.size = "nano"
   c.optim.name, c.optim.learning_rate, c.optim.warmup_epochs = "lars", 0.5, 0.0
-  if method == "imagebind":  # a frozen tower needs a pretrained one: its own test below
-    c.imagebind.freeze_image_tower = False
+  if method == "imagebind":  # frozen towers need pretrained ones: their own test below
     c.model.pretrained, c.optim.frozen = None, ()
   for field, value in block.items():
     c[method][field] = value
@@ -139,29 +138,35 @@ def test_accumulated_gradients_equal_the_whole_batch(tiny_config):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * max(1.0, np.abs(b).max()))
 
 
-def frozen_binding_config(tiny_config):
+ALL_FROZEN = ("^image_tower/", "^image_projection/", "^text_tower/", "^text_projection/")
+
+
+def frozen_binding_config(tiny_config, frozen=ALL_FROZEN):
   c = small_config(tiny_config, "imagebind")
-  c.imagebind.freeze_image_tower = True
-  c.model.pretrained, c.optim.frozen = "/nonexistent/run", ("^image_tower/",)
+  c.model.pretrained, c.optim.frozen = "/nonexistent/run", frozen
   return config_lib.validate(c)
 
 
-def test_a_frozen_image_tower_stays_put(tiny_config):
-  c = frozen_binding_config(tiny_config)
+@pytest.mark.parametrize("frozen", [("^image_tower/",), ALL_FROZEN])
+def test_frozen_towers_stay_put(tiny_config, frozen):
+  c = frozen_binding_config(tiny_config, frozen)
   mesh = parallel.make_mesh(1)
   method, optimizer, example = build_method(c, mesh)
   initial = jax.device_get(init_state(method, optimizer, jax.random.key(0), example))
   step = make_step(mesh, method=method, optimizer=optimizer)
   state = parallel.replicate(initial, mesh)
   for batch in _batches("fashion_mnist_binding"):
-    state, _ = step(state, to_global_array(batch, parallel.data_sharding(mesh)),
-                    jax.random.key(1))
+    state, metrics = step(state, to_global_array(batch, parallel.data_sharding(mesh)),
+                          jax.random.key(1))
   state = jax.device_get(state)
-  jax.tree.map(np.testing.assert_array_equal, state.params["image_tower"],
-               initial.params["image_tower"])
+  groups = [p.strip("^/") for p in frozen]
+  for group in groups:
+    jax.tree.map(np.testing.assert_array_equal, state.params[group], initial.params[group])
   jax.tree.map(np.testing.assert_array_equal, state.batch_stats, initial.batch_stats)
-  assert max_change(state.params["image_projection"], initial.params["image_projection"]) > 1e-4
-  assert max_change(state.params["audio_tower"], initial.params["audio_tower"]) > 1e-4
+  for group in {"image_projection", "text_tower", "audio_tower", "audio_projection"} - set(groups):
+    assert max_change(state.params[group], initial.params[group]) > 1e-5, group
+  # With image and text frozen the image-text pair is left out of the loss.
+  assert ("loss_image_text" in metrics) == (frozen != ALL_FROZEN)
 
 
 @pytest.mark.parametrize("anchor, read, unread", [
@@ -176,8 +181,8 @@ def test_binding_reads_only_its_anchor(tiny_config, anchor, read, unread):
 
 @pytest.mark.parametrize("field, value, message", [
     ("imagebind.audio_anchor", "speech", "one of"),
-    ("model.pretrained", None, "a frozen image tower"),
-    ("optim.frozen", (), "'^image_tower/' among the frozen"),
+    ("model.pretrained", None, "frozen image_tower, image_projection, text_tower, "
+     "text_projection (optim.frozen) need pretrained values"),
     ("imagebind.audio_temperature", 0.0, "must lie in (0, 1]"),
 ])
 def test_binding_config_errors_name_the_field(tiny_config, field, value, message):

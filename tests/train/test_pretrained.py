@@ -49,7 +49,8 @@ def binding_state(tiny_config, pretrained_path):
 def test_the_backbone_is_found_and_grafted(tiny_config, tmp_path):
   simclr = saved_simclr_run(tiny_config, tmp_path, (8, 16))
   c, state = binding_state(tiny_config, tmp_path)  # the workdir: its checkpoints/ is used
-  grafted = pretrained.with_pretrained_backbone(state, c, (28, 28, 1))
+  grafted, taken = pretrained.with_pretrained(state, c, (28, 28, 1))
+  assert taken == ["image_tower"]
   jax.tree.map(np.testing.assert_array_equal, grafted.params["image_tower"],
                simclr.params["backbone"])
   jax.tree.map(np.testing.assert_array_equal, grafted.batch_stats["image_tower"],
@@ -65,10 +66,10 @@ def test_a_checkpoint_of_another_backbone_is_refused(tiny_config, tmp_path):
                      match=r"checkpoints \(step 7\) holds no group of arrays shaped like "
                            r"config.model.backbone='convnet'.*groups \['backbone', "
                            r"'projector'\]"):
-    pretrained.with_pretrained_backbone(state, c, (28, 28, 1))
+    pretrained.with_pretrained(state, c, (28, 28, 1))
 
 
 def test_no_checkpoint_is_refused_naming_the_path(tiny_config, tmp_path):
   c, state = binding_state(tiny_config, tmp_path / "nothing")
   with pytest.raises(FileNotFoundError, match="config.model.pretrained=.*nothing.*no checkpoint"):
-    pretrained.with_pretrained_backbone(state, c, (28, 28, 1))
+    pretrained.with_pretrained(state, c, (28, 28, 1))
