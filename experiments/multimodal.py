@@ -10,9 +10,9 @@ The runs, one process each, one after the other (every run's `jejax.main` with i
 
   clip         CLIP on (image, caption) pairs
   siglip       SigLIP on the same
+  imagebind    speech bound to clip's frozen image tower: never a speech-text pair
+  speech_text  the control: each clip bound to clip's frozen text embedding of its caption
   siglip_long  SigLIP for 4 epochs instead of 2 (it leaves its first plateau later)
-  imagebind    text and speech bound to clip's image tower, frozen: never a speech-text pair
-  speech_text  the control: the same, each clip bound to the caption it speaks
 
 A run with a summary.json is not trained again and one with a multimodal.json is not
 evaluated again; an interrupted run resumes from its checkpoint, so the command can be
@@ -41,10 +41,10 @@ def runs(workdir: Path) -> dict[str, tuple[str, list[str]]]:
   return {
       "clip": ("clip", []),
       "siglip": ("siglip", []),
-      "siglip_long": ("siglip", ["--config.epochs=4"]),
       "imagebind": ("imagebind", [f"--config.model.pretrained={clip}"]),
       "speech_text": ("imagebind", [f"--config.model.pretrained={clip}",
                                     "--config.imagebind.audio_anchor=text"]),
+      "siglip_long": ("siglip", ["--config.epochs=4"]),
   }
 
 
