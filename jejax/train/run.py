@@ -10,6 +10,7 @@ import ml_collections
 import numpy as np
 
 from jejax import data, parallel
+from jejax.checks import ConfigError
 from jejax.data.sources import Source
 from jejax.eval.features import extract_features
 from jejax.methods import Setup
@@ -22,7 +23,7 @@ def schedule_lengths(c: ml_collections.ConfigDict, num_examples: int) -> tuple[i
   steps_per_epoch = data.steps_per_epoch(num_examples, c.batch_size)
   total_steps = c.num_steps if c.num_steps > 0 else round(c.epochs * steps_per_epoch)
   if total_steps < 1:
-    raise ValueError(f"config.epochs={c.epochs} is less than one step of batch "
+    raise ConfigError(f"config.epochs={c.epochs} is less than one step of batch "
                      f"{c.batch_size} over {num_examples} examples")
   return steps_per_epoch, total_steps
 
@@ -62,7 +63,8 @@ class Run:
     self.initial_state = jax.device_get(init_state(self.method, self.optimizer, init_rng,
                                                    example_batch))
     self.step_fn = make_step(self.mesh, method=self.method, optimizer=self.optimizer,
-                             accumulation_steps=c.accumulation_steps)
+                             accumulation_steps=c.accumulation_steps,
+                             skip_nonfinite=c.skip_nonfinite)
 
   def features(self, state, source: Source, limit: int | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
