@@ -132,30 +132,33 @@ class Checkpointer:
         a refusal, not a reason to try an older checkpoint.
       UnreadableCheckpointsError: no checkpoint could be read; nothing is moved.
     """
-    unreadable: list[tuple[int, str]] = []
-    for step in sorted(self.manager.all_steps(), reverse=True):
-      try:
-        with _quiet_closed_event_loops():
-          state = self._restore(step, template)
-        failure = None
-      except CheckpointMismatchError:
-        raise
-      except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many kinds
-        failure = f"{type(e).__name__}: {_first_line(e)}"
-      # Every process must take the same branch: restoring is collective.
-      if not parallel.any_process(failure is not None):
-        break
-      unreadable.append((step, failure or "unreadable on another process"))
-    else:
-      if unreadable:
-        raise UnreadableCheckpointsError(
-            f"none of the {len(unreadable)} checkpoints in {self.directory} can be read "
-            f"(steps {', '.join(str(s) for s, _ in unreadable)}; newest: "
-            f"{unreadable[0][1]})")
-      return None
+    with _quiet_closed_event_loops():
+      step, state, unreadable = self._newest_readable(template)
+    if state is None and unreadable:
+      raise UnreadableCheckpointsError(
+          f"none of the {len(unreadable)} checkpoints in {self.directory} can be read "
+          f"(steps {', '.join(str(s) for s, _ in unreadable)}; newest: {unreadable[0][1]})")
     if unreadable:
       self._report_unreadable(unreadable, step, set_aside_unreadable)
     return state
+
+  def _newest_readable(self, template: TrainState
+                       ) -> tuple[int | None, TrainState | None, list[tuple[int, str]]]:
+    """The step and state of the newest checkpoint that reads (None, None if none does),
+    and (step, why) of each newer one that failed."""
+    unreadable = []
+    for step in sorted(self.manager.all_steps(), reverse=True):
+      try:
+        state, failure = self._restore(step, template), None
+      except CheckpointMismatchError:
+        raise
+      except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many kinds
+        state, failure = None, f"{type(e).__name__}: {_first_line(e)}"
+      # Every process must take the same branch: restoring is collective.
+      if not parallel.any_process(failure is not None):
+        return step, state, unreadable
+      unreadable.append((step, failure or "unreadable on another process"))
+    return None, None, unreadable
 
   def _restore(self, step: int, template: TrainState) -> TrainState:
     """The state saved at `step`, after checking its arrays against the template's."""
