@@ -46,13 +46,26 @@ def run_method(method: str, workdir: Path, epochs: float | None) -> dict:
       command.append(f"--config.epochs={epochs}")
     print(f"[{time.strftime('%H:%M:%S')}] {method}: {' '.join(command[1:])}", flush=True)
     with open(workdir / "zoo.log", "a") as log:
+      log.write(f"commit {current_commit()}\n")
+      log.flush()
       subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
   summary = load_summary(workdir)
+  log_text = (workdir / "zoo.log").read_text()
+  summary["commits"] = sorted(set(re.findall(r"^commit (\S+)$", log_text, re.M)))
   print(f"[{time.strftime('%H:%M:%S')}] {method}: linear probe "
         f"{summary['linear_probe_accuracy']:.4f} (random init "
         f"{summary['random_init_linear_probe_accuracy']:.4f}), kNN "
         f"{summary['knn_accuracy']:.4f}", flush=True)
   return summary
+
+
+def current_commit() -> str:
+  """The checked-out commit, with '+changes' when the tree differs from it."""
+  def git(*args):
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO).stdout
+  commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+  return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no").strip()
+                   else "")
 
 
 def replace_between_markers(text: str, block: str) -> str:
@@ -84,9 +97,9 @@ def main() -> None:
       f" --epochs {args.epochs:g}" if args.epochs is not None else "")
   budget = (f"{args.epochs:g} epochs per method" if args.epochs is not None
             else "each config's epochs")
-  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, cwd=REPO).stdout.strip() or "unknown"
-  block = f"{table}\n\nProduced by `{command}` ({budget}) at commit {commit}."
+  commits = sorted({c for summary in summaries.values() for c in summary["commits"]})
+  block = (f"{table}\n\nProduced by `{command}` ({budget}); the runs at commit"
+           f"{'s' if len(commits) > 1 else ''} {', '.join(commits)}.")
   (args.workdir / "results.md").write_text(block + "\n")
   (args.workdir / "results.json").write_text(json.dumps(summaries, indent=2) + "\n")
   print(block)
