@@ -9,7 +9,7 @@ CONFIG ?= experiments/configs/simclr.py
 WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
 ARGS ?=
 
-.PHONY: setup data run test bench bench-gpu bench-cpu-scaling clean
+.PHONY: setup data multimodal run test bench bench-gpu bench-cpu-scaling clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,18 @@ data: setup
 	  $(PY) -m pip install -q -e '.[prepare]' && \
 	  $(PY) -c "import tensorflow_datasets as tfds; tfds.builder('fashion_mnist', file_format='array_record').download_and_prepare()"; \
 	fi
+	@# espeak-ng speaks the captions of the multimodal data set (jejax.data.speech).
+	@if command -v espeak-ng >/dev/null; then :; \
+	elif command -v apt-get >/dev/null; then \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq espeak-ng; \
+	else \
+	  echo "espeak-ng not found: install it (version 1.51) to build the multimodal data set"; \
+	fi
+
+# The full offline image-text-speech data set (minutes, about 3 GB in ~/.cache/jejax);
+# the tests build a tiny one on their own, and first use builds it too.
+multimodal: data
+	$(PY) -m jejax.data.multimodal
 
 run: data
 	$(PY) -m jejax.main --config $(CONFIG) --workdir $(WORKDIR) $(ARGS)

@@ -19,6 +19,7 @@ from typing import Any
 import ml_collections
 
 from jejax.checks import ConfigError, require
+from jejax.data.corruptions import CORRUPTIONS
 from jejax.methods import METHODS
 from jejax.methods.views import AUGMENT_FIELDS
 from jejax.models import BACKBONES
@@ -52,6 +53,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.name = "fashion_mnist"
   c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
   c.data.image_size = ml_collections.FieldReference(None, field_type=int)  # None: as stored
+  # One fixed ImageNet-C corruption of every train and test image (arXiv 2505.12477's
+  # protocol; `jejax.data.corruptions`): a name of CORRUPTIONS, or None; severity 1-5.
+  c.data.corruption = ml_collections.FieldReference(None, field_type=str)
+  c.data.severity = 0
 
   c.model = ml_collections.ConfigDict()
   c.model.backbone = "convnet"
@@ -189,6 +194,11 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   require(c.batch_size % split == 0, "batch_size", c.batch_size,
           f"must be divisible by accumulation_steps x num_devices = "
           f"{c.accumulation_steps} x {max(c.num_devices, 1)} = {split}")
+  if c.data.corruption is not None:
+    require(c.data.corruption in CORRUPTIONS, "data.corruption", c.data.corruption,
+            f"unknown; known: {', '.join(CORRUPTIONS)}")
+    require(1 <= c.data.severity <= 5, "data.severity", c.data.severity,
+            "a corruption's severity is 1 to 5")
   require(c.model.backbone in BACKBONES, "model.backbone", c.model.backbone,
           f"unknown backbone; known: {', '.join(BACKBONES.names())}")
   require(c.model.dtype in DTYPES, "model.dtype", c.model.dtype,

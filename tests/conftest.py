@@ -20,13 +20,14 @@ def experiment_config(method: str):
   return config_lib.load(EXPERIMENT_CONFIGS / f"{method}.py")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_config():
   """`tiny_config(method, batch_size=16)`: the method's experiment config (its views,
   heads and hyperparameters) with a model small enough for tests: two conv stages,
-  32-wide heads, 16-d embeddings, 12 prototypes, a queue of 4 batches, 8 px small crops,
-  on 2 devices (tests that compare device counts build their own meshes: 8 fake devices
-  on 2 cores make every collective wait for 8 threads)."""
+  32-wide heads, 16-d embeddings, 12 prototypes, a queue of 4 batches, 8 px small crops;
+  for ViT methods a 48-wide, 2-block ViT and a 1-block predictor or decoder; on 2
+  devices (tests that compare device counts build their own meshes: 8 fake devices on 2
+  cores make every collective wait for 8 threads)."""
   def make(method: str, batch_size: int = 16):
     c = experiment_config(method)
     c.num_devices = 2
@@ -39,6 +40,9 @@ def tiny_config():
     if c.model.num_prototypes:
       c.model.num_prototypes = 12
     c.moco_v2.queue_size = 4 * batch_size
+    c.model.vit.size = "nano"
+    c.ijepa.predictor_width, c.ijepa.predictor_depth = 24, 1
+    c.mae.decoder_width, c.mae.decoder_depth, c.mae.decoder_heads = 16, 1, 2
     c.augment.small_crop_size = 8
     c.eval.every_epochs = 0.0
     c.checkpoint.every_steps = 100

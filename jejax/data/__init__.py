@@ -5,6 +5,11 @@ access to uint8 images and int32 labels; `CorruptedSource` serves a split with o
 ImageNet-C corruption (`corrupt`, `CORRUPTIONS`) applied to every image; the pipeline
 (`train_batches`, `eval_batches`, `prefetch_to_device`) turns indices into global batches
 sharded over the mesh.
+
+Multimodal: `load_multimodal` gives Fashion-MNIST (image, caption) and (image, speech)
+pairs made offline (modules `captions`, `tokenizer`, `speech`, `multimodal`);
+`TfdsCaptionSource` and `TfdsAudioSource` read coco_captions, spoken_digit, ... from
+TFDS in the same layout; `load_audio` reads a WAV file as 16 kHz mono (`audio_io`).
 """
 
 from jejax.data.errors import (
@@ -33,6 +38,14 @@ from jejax.data.pipeline import (
     to_global_array,
     train_batches,
 )
+from jejax.data.audio_io import load_audio
+from jejax.data.multimodal import (
+    MultimodalConfig,
+    MultimodalSource,
+    load_class_prompts,
+    load_multimodal,
+)
+from jejax.data.tfds_multimodal import TfdsAudioSource, TfdsCaptionSource
 
 __all__ = [
     "ArraySource",
@@ -44,7 +57,11 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIRS",
     "ImageShapeError",
+    "MultimodalConfig",
+    "MultimodalSource",
     "Source",
+    "TfdsAudioSource",
+    "TfdsCaptionSource",
     "TfdsSource",
     "UnknownDatasetError",
     "batch_indices",
@@ -53,7 +70,10 @@ __all__ = [
     "eval_batches",
     "get_source",
     "host_pipeline_throughput",
+    "load_audio",
+    "load_class_prompts",
     "load_fashion_mnist",
+    "load_multimodal",
     "prefetch_to_device",
     "process_rows",
     "read_idx",

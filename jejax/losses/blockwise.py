@@ -37,7 +37,7 @@ from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
 from jejax.numerics import l2_normalize
-from jejax.parallel import DATA_AXIS
+DATA_AXIS = "data"  # the name of the data axis of jejax.parallel's meshes
 
 
 def chunked_nt_xent(z1: ArrayLike, z2: ArrayLike, *, temperature: float | ArrayLike,

@@ -14,6 +14,8 @@ from jejax.methods.base import (
 )
 from jejax.methods.byol import BYOL
 from jejax.methods.dino import DINO
+from jejax.methods.ijepa import IJEPA
+from jejax.methods.mae import MAE
 from jejax.methods.moco import MoCoV2, MoCoV3
 from jejax.methods.simclr import SimCLR
 from jejax.methods.simsiam import SimSiam
@@ -21,6 +23,6 @@ from jejax.methods.swav import SwAV
 from jejax.methods.vicreg import VICReg
 from jejax.methods.views import ViewMethod
 
-__all__ = ["BYOL", "DINO", "METHODS", "BarlowTwins", "Method", "MoCoV2", "MoCoV3", "SimCLR",
-           "SimSiam", "Setup", "SwAV", "VICReg", "ViewMethod", "cosine_ema_momentum", "ema",
-           "linear_ema_momentum", "register_method"]
+__all__ = ["BYOL", "DINO", "IJEPA", "MAE", "METHODS", "BarlowTwins", "Method", "MoCoV2",
+           "MoCoV3", "SimCLR", "SimSiam", "Setup", "SwAV", "VICReg", "ViewMethod",
+           "cosine_ema_momentum", "ema", "linear_ema_momentum", "register_method"]

@@ -9,8 +9,9 @@ token level that masked methods need: `embed` (patch tokens with positions), `tr
 (the blocks over any subset of tokens, with padding masked out of attention) and `pool`.
 
 Sizes (`VIT_SIZES`): the published tiny to huge (ViT-Ti/S/B/L/H; Touvron et al. 2021 for
-Ti and S) and two smaller ones for 28-32 px images on a CPU, used with patch 4 (7 x 7 = 49
-tokens at 28 px) or 2 (196 tokens): `vit_from_name("small/16")` is ViT-S/16.
+Ti and S) and three smaller ones for 28-32 px images on a CPU (nano for tests), used with
+patch 4 (7 x 7 = 49 tokens at 28 px) or 2 (196 tokens): `vit_from_name("small/16")` is
+ViT-S/16.
 
 Initialisation as MAE's code: Xavier-uniform linear layers with zero biases, the patch
 embedding initialised like a linear layer on the flattened patch, class token N(0, 0.02).
@@ -32,6 +33,7 @@ from jejax.models.base import BACKBONES
 
 # name: (width, depth, heads); the MLP is 4 x width wide.
 VIT_SIZES = {
+    "nano": (48, 2, 3),  # tests
     "micro": (96, 4, 3),  # 28 px CPU runs
     "mini": (192, 6, 3),
     "tiny": (192, 12, 3),
@@ -166,6 +168,7 @@ class ViT(nn.Module):
   def embed(self, images: jax.Array) -> jax.Array:
     """(B, H, W, C) -> (B, N, width) patch tokens plus their position embeddings, N =
     (H / p)(W / p) in row-major order."""
+    self.grid(images.shape)  # a patch size that does not divide the image is an error
     x = self.patch_embed(images.astype(self.dtype))  # (B, H/p, W/p, width)
     b, h, w, d = x.shape
     return x.reshape(b, h * w, d) + jnp.asarray(sincos_2d(d, h, w), self.dtype)

@@ -28,6 +28,16 @@ def schedule_lengths(c: ml_collections.ConfigDict, num_examples: int) -> tuple[i
   return steps_per_epoch, total_steps
 
 
+def _configured_source(d: ml_collections.ConfigDict, split: str, *, seed: int) -> Source:
+  """`config.data`'s split, with its corruption applied once to every image when one is
+  set (the splits get their own seeds: one noise pattern for train and test image k
+  alike would tie them)."""
+  source = data.get_source(d.name, split, data_dir=d.data_dir, image_size=d.image_size)
+  if d.corruption is None:
+    return source
+  return data.CorruptedSource(source, d.corruption, d.severity, seed=seed)
+
+
 class Run:
   """The sources, mesh, method (with its model), optimizer, initial state and jitted step
   of one run.
@@ -40,11 +50,8 @@ class Run:
                train_source: Source | None = None, test_source: Source | None = None):
     self.config = c
     self.workdir = Path(workdir)
-    d = c.data
-    self.train_source = train_source or data.get_source(
-        d.name, "train", data_dir=d.data_dir, image_size=d.image_size)
-    self.test_source = test_source or data.get_source(
-        d.name, "test", data_dir=d.data_dir, image_size=d.image_size)
+    self.train_source = train_source or _configured_source(c.data, "train", seed=c.seed)
+    self.test_source = test_source or _configured_source(c.data, "test", seed=c.seed + 1)
     self.image_shape = self.train_source.image_shape
     data.validate_image_shape(self.test_source.image_shape, self.image_shape)
     self.mesh = parallel.make_mesh(c.num_devices or None)

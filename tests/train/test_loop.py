@@ -2,12 +2,14 @@
 
 import json
 
+import numpy as np
 import pytest
 
-from jejax.config import base_config
-from jejax.data import UnknownDatasetError
 from jejax import job
+from jejax.config import base_config
+from jejax.data import UnknownDatasetError, corrupt, get_source
 from jejax.train import loop
+from jejax.train.run import Run
 
 
 def tiny_config():
@@ -58,3 +60,16 @@ def test_unknown_dataset_is_refused_before_training(tmp_path):
   with pytest.raises(UnknownDatasetError, match="cifar10"):
     loop.train(c, tmp_path / "run")
   assert not (tmp_path / "run").exists()
+
+
+def test_a_corrupted_run_trains_and_evaluates_on_corrupted_splits(tmp_path):
+  c = tiny_config()
+  c.data.corruption, c.data.severity = "gaussian_noise", 3
+  run = Run(c, tmp_path)
+  indices = np.arange(5)
+  for split, source, seed in (("train", run.train_source, c.seed),
+                              ("test", run.test_source, c.seed + 1)):
+    clean = get_source("fashion_mnist", split).get_batch(indices)["image"]
+    expected = corrupt(clean, "gaussian_noise", 3, seed=seed, indices=indices)
+    np.testing.assert_array_equal(source.get_batch(indices)["image"], expected)
+    assert np.abs(expected.astype(int) - clean).mean() > 10  # really corrupted

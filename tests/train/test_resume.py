@@ -29,8 +29,9 @@ def assert_trees_equal(a, b):
 
 
 # BYOL: EMA target; MoCo v2: queue; DINO: teacher, center, prototypes, multi-crop (which
-# covers what SwAV would add).
-@pytest.mark.parametrize("method", ["byol", "moco_v2", "dino"])
+# covers what SwAV would add); I-JEPA: its EMA target encoder and the masks drawn from the
+# step's key on either side of the stop.
+@pytest.mark.parametrize("method", ["byol", "moco_v2", "dino", "ijepa"])
 def test_resume_is_bitwise(method, tmp_path, tiny_config):
   c = resume_config(tiny_config, method)
   _, unbroken, unbroken_records = loop.train(c, tmp_path / "unbroken")
@@ -41,7 +42,7 @@ def test_resume_is_bitwise(method, tmp_path, tiny_config):
 
   assert int(resumed.step) == int(unbroken.step) == 2 * N
   assert_trees_equal(jax.device_get(resumed), jax.device_get(unbroken))
-  if method in ("byol", "moco_v2", "dino"):  # the EMA target has moved off the online net
+  if method in ("byol", "moco_v2", "dino", "ijepa"):  # the target has moved off the online net
     assert not np.allclose(jax.tree.leaves(resumed.target_params)[0],
                            jax.tree.leaves(resumed.params)[0])
   if method == "moco_v2":  # the queue holds keys of all six steps, pushed in order

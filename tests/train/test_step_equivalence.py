@@ -20,6 +20,7 @@ def equivalence_config(tiny_config, method: str):
   c = tiny_config(method, BATCH)
   c.optim.name = "lars"
   c.optim.learning_rate = 0.5
+  c.optim.base_batch_size = 256  # (I-JEPA's config scales from 2048)
   c.optim.warmup_epochs = 0.0  # the first step already moves the params
   c.byol.base_momentum = 0.9  # visible EMA moves in two steps
   c.moco_v3.base_momentum = 0.9
