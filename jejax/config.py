@@ -48,6 +48,9 @@ def base_config() -> ml_collections.ConfigDict:
   # are accumulated, with the loss (and a contrastive loss's negatives) over the whole
   # batch; BatchNorm statistics are then per microbatch (see jejax.train.step).
   c.accumulation_steps = 1
+  # True: params, EMA target and optimizer state split over the data axis (ZeRO-3 /
+  # FSDP, `jejax.parallel.state_shardings`) instead of replicated on every device.
+  c.shard_state = False
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "fashion_mnist"

@@ -36,7 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from jejax import config as config_lib
-from jejax import data, errors, parallel
+from jejax import data, errors
 from jejax.checks import ConfigError
 from jejax.eval import diagnostics, distances, plots, retrieval
 from jejax.train import metrics_log
@@ -61,8 +61,7 @@ def restore_checkpoint(run: Run, directory: str | os.PathLike) -> tuple[Any, int
   if checkpointer.latest_step() is None:
     raise CheckpointNotFoundError(f"{directory} holds no checkpoint")
   # A reader does not move a run's files: an unreadable checkpoint is only skipped.
-  state = checkpointer.restore_latest(parallel.replicate(run.initial_state, run.mesh),
-                                      set_aside_unreadable=False)
+  state = checkpointer.restore_latest(run.abstract_state, set_aside_unreadable=False)
   return state, int(state.step)
 
 

@@ -32,8 +32,7 @@ def evaluate(run: Run, state) -> dict[str, float]:
   c = run.config
   encode_at_init = None
   if c.eval.probe_random_init:
-    encode_at_init = functools.partial(run.features,
-                                       parallel.replicate(run.initial_state, run.mesh))
+    encode_at_init = functools.partial(run.features, run.initial_state())
   results, test_x, test_y = protocol.evaluate(
       functools.partial(run.features, state), run.train_source, run.test_source, c.eval,
       seed=c.seed, encode_at_init=encode_at_init)

@@ -74,9 +74,10 @@ def _check_same_config(c: ml_collections.ConfigDict, path: Path) -> None:
   the checkpoint is restored onto the new mesh)."""
   saved = json.loads(path.read_text())
   current = json.loads(c.to_json_best_effort())
-  # skip_nonfinite may change so that a diverged run can resume with it.
+  # skip_nonfinite may change so that a diverged run can resume with it; shard_state and
+  # the device layout, since a checkpoint is restored onto any layout.
   free = {"eval", "checkpoint", "log_every_steps", "progress_bar", "num_devices",
-          "distributed", "skip_nonfinite"}
+          "distributed", "skip_nonfinite", "shard_state"}
   changed = sorted(k for k in set(saved) | set(current)
                    if k not in free and saved.get(k) != current.get(k))
   if changed:
@@ -135,9 +136,8 @@ def _train(run: Run, stop_at_step: int | None) -> tuple[Run, Any, list[dict]]:
   checkpointer = checkpoint.Checkpointer(checkpoints,
                                          every_steps=c.checkpoint.every_steps,
                                          keep=c.checkpoint.keep)
-  state = parallel.replicate(run.initial_state, run.mesh)
-  restored = checkpointer.restore_latest(state)
-  state = restored if restored is not None else state
+  restored = checkpointer.restore_latest(run.abstract_state)
+  state = restored if restored is not None else run.initial_state()
   start = int(state.step)
   end = run.total_steps if stop_at_step is None else min(stop_at_step, run.total_steps)
   records = metrics_log.read_records(run.workdir / METRICS_FILE, start)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -64,14 +65,28 @@ class Run:
                                               example_batch, self.mesh))
     self.optimizer, self.schedule = build.build_optimizer(c, self.total_steps,
                                                           self.steps_per_epoch)
-    init_rng, self.step_rng = jax.random.split(jax.random.key(c.seed))
-    # On the host: the step donates the device copy, and the random-init baseline of the
-    # final evaluation needs these values again.
-    self.initial_state = jax.device_get(init_state(self.method, self.optimizer, init_rng,
-                                                   example_batch))
+    self._init_rng, self.step_rng = jax.random.split(jax.random.key(c.seed))
+    self._example_batch = example_batch
+    # The state is made where it lives, under jit with its shardings (replicated, or split
+    # over the data axis with `shard_state`): nothing is built whole on one device or the
+    # host. Its shapes come from tracing alone.
+    init = functools.partial(init_state, self.method, self.optimizer)
+    shapes = jax.eval_shape(init, self._init_rng, example_batch)
+    self.state_shardings = parallel.state_shardings(shapes, self.mesh, shard=c.shard_state)
+    self._init = jax.jit(init, out_shardings=self.state_shardings)
+    # Shapes, dtypes and shardings of the state: the template a checkpoint is restored to.
+    self.abstract_state = jax.tree.map(
+        lambda x, sharding: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+        shapes, self.state_shardings)
     self.step_fn = make_step(self.mesh, method=self.method, optimizer=self.optimizer,
                              accumulation_steps=c.accumulation_steps,
-                             skip_nonfinite=c.skip_nonfinite)
+                             skip_nonfinite=c.skip_nonfinite,
+                             state_shardings=self.state_shardings)
+
+  def initial_state(self):
+    """The state at step 0, on the mesh; the same values at every call (the random-init
+    baseline of the final evaluation makes it again, since the step donates it)."""
+    return self._init(self._init_rng, self._example_batch)
 
   def features(self, state, source: Source, limit: int | None = None
                ) -> tuple[np.ndarray, np.ndarray]:

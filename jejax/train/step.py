@@ -204,8 +204,11 @@ def init_state(method: Method, optimizer: optax.GradientTransformation, rng: jax
                     opt_state=optimizer.init(params), method_state=method_state)
 
 
-def make_step(mesh: Mesh, **step_kwargs: Any) -> StepFn:
-  """`train_step` jitted over `mesh`: state replicated and donated, batch data-parallel."""
+def make_step(mesh: Mesh, *, state_shardings: PyTree | None = None,
+              **step_kwargs: Any) -> StepFn:
+  """`train_step` jitted over `mesh`: the state donated and kept in `state_shardings`
+  (`jejax.parallel.state_shardings`; replicated by default), the batch data-parallel,
+  the metrics replicated."""
   replicated = parallel.replicated(mesh)
   return jax.jit(functools.partial(train_step, **step_kwargs), donate_argnums=0,
-                 out_shardings=(replicated, replicated))
+                 out_shardings=(state_shardings or replicated, replicated))

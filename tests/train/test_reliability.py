@@ -28,7 +28,6 @@ import jax
 import numpy as np
 import pytest
 
-from jejax import parallel
 from jejax.train import checkpoint, loop
 from jejax.train.run import Run
 
@@ -80,7 +79,7 @@ def restore(c, checkpoint_dir: pathlib.Path):
   """The latest state in `checkpoint_dir`, read through a fresh Run of `c`."""
   run = Run(c, checkpoint_dir.parent)
   return checkpoint.Checkpointer(checkpoint_dir, every_steps=1, keep=10).restore_latest(
-      parallel.replicate(run.initial_state, run.mesh), set_aside_unreadable=False)
+      run.abstract_state, set_aside_unreadable=False)
 
 
 def all_finite(tree) -> bool:
