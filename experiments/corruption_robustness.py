@@ -143,7 +143,7 @@ def run_all(jobs: list[Job], root: Path, epochs: float) -> dict[Job, dict]:
     check_budget(job.workdir(root), epochs)
   summaries = {}
   for job in jobs:
-    label = f"{job.workdir(root).relative_to(root)}"
+    label = str(job.workdir(root).relative_to(root))
     try:
       summaries[job] = run_job(label, CONFIGS / f"{job.method}.py", job.workdir(root),
                                job_overrides(job, epochs), log_name="corruption.log")
