@@ -35,7 +35,7 @@ def step_throughput(method: str, batch_size: int, steps: int) -> dict:
   c.batch_size = batch_size
   c.num_steps = steps + 1
   run = Run(c, "/tmp/jejax-bench")
-  state = parallel.replicate(run.initial_state, run.mesh)
+  state = run.initial_state()
   batches = data.prefetch_to_device(
       data.train_batches(run.train_source, batch_size, seed=0), parallel.data_sharding(run.mesh))
   start = time.perf_counter()

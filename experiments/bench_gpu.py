@@ -240,14 +240,14 @@ def jax_worker(case: dict) -> dict:
   source = data.ArraySource(images, np.zeros(len(images), np.int32), 10, "synthetic")
   with tempfile.TemporaryDirectory() as workdir:
     run = Run(c, workdir, train_source=source, test_source=source)
-  variables = {"params": run.initial_state.params,
-               "batch_stats": run.initial_state.batch_stats}
+  initial = jax.device_get(run.initial_state())
+  variables = {"params": initial.params, "batch_stats": initial.batch_stats}
   online = forward_flops_per_image(run.method.model, variables, source.image_shape)
   target = (forward_flops_per_image(run.method.model.clone(predictor=None), variables,
                                     source.image_shape)
             if run.method.needs_target else None)
 
-  state = parallel.replicate(run.initial_state, run.mesh)
+  state = run.initial_state()
   batches = data.prefetch_to_device(data.train_batches(source, batch, seed=0),
                                     parallel.data_sharding(run.mesh))
   first = next(batches)

@@ -34,20 +34,35 @@ METHODS = ["simclr", "moco_v2", "moco_v3", "byol", "simsiam", "swav", "vicreg",
 README_MARKERS = ("<!-- zoo:start -->", "<!-- zoo:end -->")
 
 
-def run_method(method: str, workdir: Path, epochs: float | None) -> dict:
-  """The method's summary.json, after training and evaluating it unless already done."""
+def run_job(name: str, config: Path, workdir: Path, overrides: list[str], *,
+            log_name: str = "zoo.log") -> dict:
+  """The run's summary.json (with its encoder and the commits it ran at), after training
+  and evaluating it with `jejax.main` in a process of its own unless already done.
+
+  Raises `subprocess.CalledProcessError` when the run fails; its output is in
+  <workdir>/<log_name>.
+  """
   summary_path = workdir / "summary.json"
   if not summary_path.exists():
     workdir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "jejax.main",
-               f"--config={REPO / 'experiments' / 'configs' / f'{method}.py'}",
-               f"--workdir={workdir}", "--config.progress_bar=False"]
-    if epochs is not None:
-      command.append(f"--config.epochs={epochs}")
-    print(f"[{time.strftime('%H:%M:%S')}] {method}: {' '.join(command[1:])}", flush=True)
-    with open(workdir / "zoo.log", "a") as log:
+    command = [sys.executable, "-m", "jejax.main", f"--config={config}",
+               f"--workdir={workdir}", "--config.progress_bar=False", *overrides]
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command[1:])}", flush=True)
+    with open(workdir / log_name, "a") as log:
+      log.write(f"commit {current_commit()}\n")
+      log.flush()
       subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
   summary = load_summary(workdir)
+  log_text = (workdir / log_name).read_text()
+  summary["commits"] = sorted(set(re.findall(r"^commit (\S+)$", log_text, re.M)))
+  return summary
+
+
+def run_method(method: str, workdir: Path, epochs: float | None) -> dict:
+  """The method's summary.json, after training and evaluating it unless already done."""
+  overrides = [f"--config.epochs={epochs}"] if epochs is not None else []
+  summary = run_job(method, REPO / "experiments" / "configs" / f"{method}.py", workdir,
+                    overrides)
   print(f"[{time.strftime('%H:%M:%S')}] {method}: linear probe "
         f"{summary['linear_probe_accuracy']:.4f} (random init "
         f"{summary['random_init_linear_probe_accuracy']:.4f}), kNN "
@@ -55,8 +70,19 @@ def run_method(method: str, workdir: Path, epochs: float | None) -> dict:
   return summary
 
 
-def replace_between_markers(text: str, block: str) -> str:
-  start, end = README_MARKERS
+def current_commit() -> str:
+  """The checked-out commit, with '+changes' when the tree differs from it."""
+  def git(*args):
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO).stdout
+  commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+  return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no").strip()
+                   else "")
+
+
+def replace_between_markers(text: str, block: str,
+                            markers: tuple[str, str] = README_MARKERS) -> str:
+  """`text` with what lies between the two markers replaced by `block`."""
+  start, end = markers
   pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
   if not pattern.search(text):
     raise ValueError(f"README.md has no {start} ... {end} section to write the table into")
@@ -84,9 +110,9 @@ def main() -> None:
       f" --epochs {args.epochs:g}" if args.epochs is not None else "")
   budget = (f"{args.epochs:g} epochs per method" if args.epochs is not None
             else "each config's epochs")
-  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, cwd=REPO).stdout.strip() or "unknown"
-  block = f"{table}\n\nProduced by `{command}` ({budget}) at commit {commit}."
+  commits = sorted({c for summary in summaries.values() for c in summary["commits"]})
+  block = (f"{table}\n\nProduced by `{command}` ({budget}); the runs at commit"
+           f"{'s' if len(commits) > 1 else ''} {', '.join(commits)}.")
   (args.workdir / "results.md").write_text(block + "\n")
   (args.workdir / "results.json").write_text(json.dumps(summaries, indent=2) + "\n")
   print(block)

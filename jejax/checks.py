@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from jejax.errors import JejaxError
 
-class ConfigError(ValueError):
+
+class ConfigError(JejaxError, ValueError):
   """A config value that jejax cannot train or evaluate with; the message names it."""
+  hint = "fix that value on the command line (--config.<field>=...) or in the config file"
 
 
 def require(ok: bool, field: str, value: Any, why: str) -> None:

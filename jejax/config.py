@@ -48,6 +48,9 @@ def base_config() -> ml_collections.ConfigDict:
   # are accumulated, with the loss (and a contrastive loss's negatives) over the whole
   # batch; BatchNorm statistics are then per microbatch (see jejax.train.step).
   c.accumulation_steps = 1
+  # True: params, EMA target and optimizer state split over the data axis (ZeRO-3 /
+  # FSDP, `jejax.parallel.state_shardings`) instead of replicated on every device.
+  c.shard_state = False
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "fashion_mnist"
@@ -136,6 +139,10 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.log_every_steps = 20
   c.progress_bar = True
+  # A step whose loss, gradients or updated state are not finite (NaN, inf) stops the run
+  # before anything of it is saved (False), or is skipped: the state stays as it was
+  # before that step, and metrics.jsonl counts the skipped steps (True).
+  c.skip_nonfinite = False
   return c
 
 
@@ -228,11 +235,12 @@ def config_from_dict(values: dict[str, Any]) -> ml_collections.ConfigDict:
   JSON has no tuples, so lists become tuples where the base has a tuple; a key the base
   does not know is an error (the file is from another version or not a jejax config).
   Keys the file lacks keep their defaults (fields added after the run was saved).
+  Raises `ConfigError` for an unknown key.
   """
   def merge(target: ml_collections.ConfigDict, source: dict[str, Any], prefix: str):
     for key, value in source.items():
       if key not in target:
-        raise ValueError(f"config field {prefix}{key} is unknown to this version of jejax")
+        raise ConfigError(f"config field {prefix}{key} is unknown to this version of jejax")
       if isinstance(value, dict):
         merge(target[key], value, f"{prefix}{key}.")
       else:
@@ -248,7 +256,7 @@ def load(path: str | os.PathLike) -> ml_collections.ConfigDict:
   `experiments/configs/<method>.py`), not yet validated."""
   path = Path(path)
   if not path.is_file():
-    raise FileNotFoundError(f"no config file at {path}")
+    raise ConfigError(f"no config file at {path}")
   if path.suffix == ".json":
     return config_from_dict(json.loads(path.read_text()))
   spec = importlib.util.spec_from_file_location(path.stem, path)

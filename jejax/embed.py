@@ -18,13 +18,13 @@ Reads the run's config (`<workdir>/config.json`, or `--config` with a config fil
 
 A checkpoint whose arrays do not match the model the config builds (another backbone,
 width, head, method) is refused before anything is restored, with the differing arrays
-named.
+named; one that cannot be read is skipped (and reported) for the newest readable one, and
+left where it is. Such errors print as `error: ...` and `hint: ...`, exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -36,29 +36,33 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from jejax import config as config_lib
-from jejax import data, parallel
+from jejax import data, errors
+from jejax.checks import ConfigError
 from jejax.eval import diagnostics, distances, plots, retrieval
-from jejax.train.checkpoint import Checkpointer, CheckpointMismatchError
+from jejax.train import metrics_log
+from jejax.train.checkpoint import (Checkpointer, CheckpointMismatchError,
+                                    CheckpointNotFoundError)
 from jejax.train.run import Run
 
 
 def restore_checkpoint(run: Run, directory: str | os.PathLike) -> tuple[Any, int]:
-  """The latest train state in `directory` and its step, checked against `run`'s model
-  before anything is read.
+  """The latest readable train state in `directory` and its step, checked against
+  `run`'s model before anything is read.
 
   Raises:
-    FileNotFoundError: no checkpoint in `directory`.
+    CheckpointNotFoundError: no checkpoint in `directory`.
     CheckpointMismatchError: the checkpoint's arrays differ from the config's state.
+    UnreadableCheckpointsError: no checkpoint in `directory` can be read.
   """
   directory = Path(directory).absolute()
   if not directory.is_dir():
-    raise FileNotFoundError(f"no checkpoint directory {directory}")
+    raise CheckpointNotFoundError(f"no checkpoint directory {directory}")
   checkpointer = Checkpointer(directory, every_steps=1, keep=1)
-  step = checkpointer.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"{directory} holds no checkpoint")
-  state = checkpointer.restore_latest(parallel.replicate(run.initial_state, run.mesh))
-  return state, step
+  if checkpointer.latest_step() is None:
+    raise CheckpointNotFoundError(f"{directory} holds no checkpoint")
+  # A reader does not move a run's files: an unreadable checkpoint is only skipped.
+  state = checkpointer.restore_latest(run.abstract_state, set_aside_unreadable=False)
+  return state, int(state.step)
 
 
 def class_similarity(features: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -126,7 +130,7 @@ def embed(workdir: str | os.PathLike, *, config_path: str | os.PathLike | None =
   state, step = restore_checkpoint(run, checkpoint_dir or workdir / "checkpoints")
   source = {"train": run.train_source, "test": run.test_source}.get(split)
   if source is None:
-    raise ValueError(f"split {split!r}: expected 'train' or 'test'")
+    raise ConfigError(f"split {split!r}: expected 'train' or 'test'")
   features, labels = run.features(state, source, limit=limit)
   indices = np.arange(len(labels))
   out = Path(out or workdir / f"embed_{split}")
@@ -162,7 +166,7 @@ def embed(workdir: str | os.PathLike, *, config_path: str | os.PathLike | None =
       "files": [str(out / name) for name in ("embeddings.npz", "class_similarity.png",
                                              "neighbours.png", "summary.json")],
   }
-  (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+  (out / "summary.json").write_text(metrics_log.dumps(summary, indent=2) + "\n")
   return summary
 
 
@@ -183,9 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     summary = embed(args.workdir, config_path=args.config, checkpoint_dir=args.checkpoint_dir,
                     split=args.split, out=args.out, limit=args.limit,
                     num_neighbours=args.neighbours, retrieval_size=args.retrieval_size)
-  except (CheckpointMismatchError, FileNotFoundError, ValueError) as error:
-    raise SystemExit(f"error: {error}") from None
-  print(json.dumps({k: v for k, v in summary.items() if k != "files"}, indent=2))
+  except errors.JejaxError as error:
+    errors.exit_with(error)
+  print(metrics_log.dumps({k: v for k, v in summary.items() if k != "files"}, indent=2))
   print("wrote " + ", ".join(summary["files"]))
 
 

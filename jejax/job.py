@@ -8,7 +8,6 @@ files and prints.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import resource
 import time
@@ -22,7 +21,7 @@ from jax.experimental import multihost_utils
 from jejax import data, parallel
 from jejax.data.sources import Source
 from jejax.eval import plots, protocol
-from jejax.train import loop
+from jejax.train import loop, metrics_log
 from jejax.train.run import Run
 
 
@@ -33,8 +32,7 @@ def evaluate(run: Run, state) -> dict[str, float]:
   c = run.config
   encode_at_init = None
   if c.eval.probe_random_init:
-    encode_at_init = functools.partial(run.features,
-                                       parallel.replicate(run.initial_state, run.mesh))
+    encode_at_init = functools.partial(run.features, run.initial_state())
   results, test_x, test_y = protocol.evaluate(
       functools.partial(run.features, state), run.train_source, run.test_source, c.eval,
       seed=c.seed, encode_at_init=encode_at_init)
@@ -90,8 +88,8 @@ def train_and_evaluate(c: ml_collections.ConfigDict, workdir: str | os.PathLike,
   results.update(peak_memory_mib())
   if parallel.is_main_process():
     plots.plot_training(records, run.workdir / "training.png")
-    (run.workdir / "summary.json").write_text(json.dumps(results, indent=2) + "\n")
+    (run.workdir / "summary.json").write_text(metrics_log.dumps(results, indent=2) + "\n")
     print(format_summary(c, results))
-    print(f"outputs in {run.workdir}: config.json, {loop.METRICS_FILE}, summary.json, "
-          "training.png, embeddings_2d.png, checkpoints/")
+    print(f"outputs in {run.workdir}: config.json, {loop.METRICS_FILE} (and TensorBoard "
+          "events), summary.json, training.png, embeddings_2d.png, checkpoints/")
   return results

@@ -18,11 +18,16 @@ elsewhere give it, e.g. for process 1 of 2:
 The process joins the run in `jejax.train.loop.train`, before anything touches a device.
 A multi-host run may resume on another number of hosts or devices (set
 config.num_devices to match); the global batch is the same.
+
+jejax's own errors (a bad config value, missing data, a refused resume or checkpoint, a
+workdir in use, a diverged run) print as `error: ...` and `hint: ...` on stderr, with
+exit status 2; anything else keeps its traceback.
 """
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jejax import errors
 from jejax.job import train_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -36,7 +41,10 @@ def main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  try:
+    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except errors.JejaxError as error:
+    errors.exit_with(error)
 
 
 def run() -> None:

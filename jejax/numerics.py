@@ -15,3 +15,14 @@ def l2_normalize(x: ArrayLike, axis: int = -1, eps: float = 1e-12) -> jax.Array:
   """
   x = jnp.asarray(x)
   return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=axis, keepdims=True), eps))
+
+
+def all_finite(tree) -> jax.Array:
+  """A scalar bool: whether every floating-point leaf of `tree` is free of NaN and inf
+  (integer and bool leaves are finite by construction).
+
+  >>> all_finite({'w': jnp.array([1.0, jnp.nan]), 'step': jnp.array(3)})  # False
+  """
+  checks = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)
+            if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)]
+  return jnp.all(jnp.stack(checks)) if checks else jnp.array(True)

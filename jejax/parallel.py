@@ -122,6 +122,30 @@ def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
+def state_shardings(tree: Any, mesh: Mesh, *, shard: bool, min_size: int = 2**14) -> Any:
+  """A `NamedSharding` per leaf of a train state (arrays or `jax.ShapeDtypeStruct`s).
+
+  Replicated, or with `shard` split over the data axis as ZeRO-3 / FSDP does: every array
+  of at least `min_size` elements is split along its largest axis that the data axis
+  divides (params, EMA target, optimizer moments, a MoCo queue); smaller or indivisible
+  arrays (biases, norms, the step, scalars) stay replicated. Under `jax.jit` XLA gathers a
+  sharded weight where the forward pass needs it whole and reduce-scatters its gradient,
+  so the step's math is unchanged while each device holds ~1/P of the state.
+  """
+  n = mesh.shape[DATA_AXIS]
+
+  def sharding(leaf):
+    shape = tuple(leaf.shape)
+    if not shard or n == 1 or int(np.prod(shape, dtype=np.int64)) < min_size:
+      return NamedSharding(mesh, P())
+    divisible = [axis for axis, size in enumerate(shape) if size % n == 0]
+    if not divisible:
+      return NamedSharding(mesh, P())
+    axis = max(divisible, key=lambda a: shape[a])
+    return NamedSharding(mesh, P(*([None] * axis), DATA_AXIS))
+  return jax.tree.map(sharding, tree)
+
+
 def replicate(tree: Any, mesh: Mesh) -> Any:
   """Places every leaf of `tree` on every device of `mesh`."""
   return jax.device_put(tree, replicated(mesh))

@@ -27,6 +27,10 @@ class Entry:
   defaults: dict[str, Any] = field(default_factory=dict)
 
 
+def _origin(value: Any) -> str:
+  return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', value)}"
+
+
 class Registry:
   """Names of one kind (`kind`, for messages) found in the modules of `package`."""
 
@@ -45,11 +49,11 @@ class Registry:
 
     def decorate(value):
       previous = self._entries.get(name)
-      if previous is not None and previous.value is not value:
-        # A module imported twice under two names would otherwise swap the class.
-        if getattr(previous.value, "__qualname__", None) != getattr(value, "__qualname__", 0):
-          raise ValueError(f"{self.kind} {name!r} is already registered by "
-                           f"{previous.value!r}")
+      # The same definition again (a reloaded module, a re-run notebook cell) replaces
+      # the entry; another one under a taken name is a mistake.
+      if previous is not None and _origin(previous.value) != _origin(value):
+        raise ValueError(f"{self.kind} {name!r} is already registered by "
+                         f"{_origin(previous.value)}")
       self._entries[name] = Entry(name, value, dict(defaults or {}))
       return value
     return decorate

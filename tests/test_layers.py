@@ -10,10 +10,11 @@ import pytest
 
 JEJAX = pathlib.Path(__file__).resolve().parents[1] / "jejax"
 
-HELPERS = {"numerics", "types", "registry", "checks", "parallel"}
+HELPERS = {"numerics", "types", "registry", "errors", "checks", "parallel"}
 # What each unit (a subpackage or a top-level module) may import from jejax.
 ALLOWED = {
-    "numerics": set(), "types": set(), "registry": set(), "checks": set(),
+    "numerics": set(), "types": set(), "registry": set(), "errors": set(),
+    "checks": {"errors"},
     "parallel": set(), "theory": set(),
     "losses": {"numerics", "types"},
     "models": {"numerics", "types", "registry"},

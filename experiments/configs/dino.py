@@ -7,7 +7,8 @@ The paper's student temperature 0.1, center momentum 0.9 and teacher momentum 0.
 (the paper's ViT-S/16 runs do so over 30 of 100 epochs). Multi-crop: the two 28 px global
 views of BYOL's recipe (DINO's augmentation), crops of at least 40% (DINO's default),
 plus 4 small 12 px crops of 5-40% of the image (DINO: 8 x 96 px on 224 px global crops).
-Deviations: 1024 outputs instead of 65536, a 512-wide ReLU/BN head instead of the
+The teacher is evaluated, as in the paper (`eval.encoder='target'`). Deviations: 1024
+outputs instead of 65536, a 512-wide ReLU/BN head instead of the
 2048-wide GELU head, the last layer frozen for a fifth of an epoch instead of one epoch
 (the run is 4 epochs).
 """
@@ -29,4 +30,5 @@ def get_config():
   c.dino.warmup_teacher_temperature = 0.04
   c.dino.warmup_teacher_temperature_epochs = 1.0
   c.dino.freeze_last_layer_epochs = 0.2
+  c.eval.encoder = "target"
   return c

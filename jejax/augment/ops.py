@@ -16,6 +16,8 @@ For C = 1 the chroma ops (saturation, hue, grayscale) are the identity, because 
 image has no chroma. The channel count is static, so they are skipped at trace time.
 
 References:
+  ImageNet-C: Hendrycks and Dietterich, "Benchmarking Neural Network Robustness to Common
+    Corruptions and Perturbations", ICLR 2019, arXiv:1903.12261.
   SimCLR: Chen et al., "A Simple Framework for Contrastive Learning of Visual
     Representations", ICML 2020, arXiv:2002.05709, Appendix A.
   BYOL: Grill et al., "Bootstrap Your Own Latent", NeurIPS 2020, arXiv:2006.07733,
@@ -628,3 +630,35 @@ def solarize(key: ArrayLike, image: ArrayLike, *, prob: float,
   """
   return solarize_from_uniforms(jax.random.uniform(key, (1,)), image, prob=prob,
                                 threshold=threshold)
+
+
+# --- noise ---------------------------------------------------------------------------
+
+
+def gaussian_noise(key: ArrayLike, image: ArrayLike, *, std: float,
+                   prob: float = 1.0) -> jax.Array:
+  """ImageNet-C's Gaussian noise as an augmentation: clip(x + N(0, std^2), 0, 1) per pixel
+  and channel, applied with probability `prob`.
+
+  The same formula as `jejax.data.corruptions.gaussian_noise` (ImageNet-C, arXiv:1903.12261;
+  std 0.08, 0.12, 0.18, 0.26, 0.38 at severities 1-5), which corrupts a dataset once, on
+  the host, in uint8. Here new noise is drawn for every view, on the device, and the
+  result stays float (not rounded to 256 levels). Added to the views of a joint-embedding
+  method trained on noisy data (arXiv:2505.12477, appendix D.3), it makes two views of an
+  image differ along the corruption, which the representation then learns to ignore.
+
+  Args:
+    key: PRNG key; split into the draw that decides whether to apply the noise and the
+      noise itself, `jax.random.normal(noise_key, image.shape)` for
+      `apply_key, noise_key = jax.random.split(key)`.
+    image: float32 (H, W, C) in [0, 1].
+    std: the noise's standard deviation on the [0, 1] scale, >= 0.
+    prob: probability of adding noise.
+
+  Returns:
+    float32 (H, W, C) in [0, 1].
+  """
+  image = jnp.asarray(image, jnp.float32)
+  apply_key, noise_key = jax.random.split(key)
+  noisy = _clip01(image + std * jax.random.normal(noise_key, image.shape, jnp.float32))
+  return _maybe(jax.random.uniform(apply_key), prob, noisy, image)

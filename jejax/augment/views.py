@@ -52,8 +52,9 @@ class ViewConfig:
 
   The pipeline (`augment_view`) is the SimCLR/BYOL order: random resized crop to
   `out_size` -> horizontal flip -> colour jitter -> grayscale -> Gaussian blur ->
-  solarize. With `crop_scale=(1, 1)` the crop is the whole image (no candidate box of
-  another aspect ratio fits, so the whole-image fallback is taken).
+  solarize, then Gaussian noise (off in the published recipes). With `crop_scale=(1, 1)`
+  the crop is the whole image (no candidate box of another aspect ratio fits, so the
+  whole-image fallback is taken).
 
   Attributes:
     out_size: side of the square output view in pixels.
@@ -67,6 +68,10 @@ class ViewConfig:
     blur_prob: probability of a Gaussian blur; the kernel is `ops.blur_kernel_size(out_size)`.
     blur_sigma: (low, high) range of the blur's sigma in pixels.
     solarize_prob: probability of solarizing (threshold 0.5).
+    noise_prob: probability of adding Gaussian noise (`ops.gaussian_noise`), last, at the
+      view's resolution.
+    noise_std: the noise's standard deviation on the [0, 1] scale (ImageNet-C's severities
+      1-5: 0.08, 0.12, 0.18, 0.26, 0.38).
   """
 
   out_size: int
@@ -82,6 +87,8 @@ class ViewConfig:
   blur_prob: float = 0.0
   blur_sigma: tuple[float, float] = (0.1, 2.0)
   solarize_prob: float = 0.0
+  noise_prob: float = 0.0
+  noise_std: float = 0.0
 
   def __post_init__(self):
     # Lists would make the config unhashable, and then unusable as a static jit argument.
@@ -93,9 +100,10 @@ class ViewConfig:
     _check_interval("crop_scale", self.crop_scale, high=1.0)
     _check_interval("crop_ratio", self.crop_ratio, high=float("inf"))
     _check_interval("blur_sigma", self.blur_sigma, high=float("inf"))
-    for name in ("flip_prob", "jitter_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
+    for name in ("flip_prob", "jitter_prob", "grayscale_prob", "blur_prob", "solarize_prob",
+                 "noise_prob"):
       _check_prob(name, getattr(self, name))
-    for name in ("brightness", "contrast", "saturation", "hue"):
+    for name in ("brightness", "contrast", "saturation", "hue", "noise_std"):
       _check_non_negative(name, getattr(self, name))
     if self.hue > 0.5:
       raise ValueError(f"hue must be in [0, 0.5] (a shift of half a turn), got {self.hue}")
@@ -110,7 +118,8 @@ def _to_float(image: ArrayLike) -> jax.Array:
 
 
 def augment_view(key: ArrayLike, image: ArrayLike, cfg: ViewConfig) -> jax.Array:
-  """One view of one image: crop -> flip -> jitter -> grayscale -> blur -> solarize.
+  """One view of one image: crop -> flip -> jitter -> grayscale -> blur -> solarize ->
+  noise.
 
   The order of SimCLR (arXiv:2002.05709, Appendix A) and BYOL (arXiv:2006.07733,
   Appendix B). Ops whose probability is 0 are left out at trace time, so
@@ -149,6 +158,11 @@ def augment_view(key: ArrayLike, image: ArrayLike, cfg: ViewConfig) -> jax.Array
   for uniforms, (prob, stage) in zip(stage_uniforms, stages):
     if prob > 0:
       view = stage(uniforms, view)
+  if cfg.noise_prob > 0:
+    # Noise needs a normal per pixel, not a few uniforms: a key of its own, folded from
+    # the view's, so the draws above stay those of a recipe without noise.
+    view = ops.gaussian_noise(jax.random.fold_in(key, 1), view, std=cfg.noise_std,
+                              prob=cfg.noise_prob)
   return view
 
 

@@ -5,9 +5,13 @@ that also mean a bad argument or a missing file derive from the matching built-i
 (`ValueError`, `FileNotFoundError`), so generic handlers keep working.
 """
 
+from jejax.errors import JejaxError
 
-class DataError(Exception):
+
+class DataError(JejaxError):
   """Base class of every data-loading error in jejax."""
+  hint = ("`python -m jejax.data.check <name>` says whether a dataset loads; data.data_dir "
+          "(or $JEJAX_DATA_DIR) points jejax at other files")
 
 
 class UnknownDatasetError(DataError, ValueError):

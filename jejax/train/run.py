@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import ml_collections
 import numpy as np
 
 from jejax import data, parallel
+from jejax.checks import ConfigError
 from jejax.data.sources import Source
 from jejax.eval.features import extract_features
 from jejax.methods import Setup
@@ -22,7 +24,7 @@ def schedule_lengths(c: ml_collections.ConfigDict, num_examples: int) -> tuple[i
   steps_per_epoch = data.steps_per_epoch(num_examples, c.batch_size)
   total_steps = c.num_steps if c.num_steps > 0 else round(c.epochs * steps_per_epoch)
   if total_steps < 1:
-    raise ValueError(f"config.epochs={c.epochs} is less than one step of batch "
+    raise ConfigError(f"config.epochs={c.epochs} is less than one step of batch "
                      f"{c.batch_size} over {num_examples} examples")
   return steps_per_epoch, total_steps
 
@@ -64,13 +66,28 @@ class Run:
                                               example_batch, self.mesh))
     self.optimizer, self.schedule = build.build_optimizer(c, self.total_steps,
                                                           self.steps_per_epoch)
-    init_rng, self.step_rng = jax.random.split(jax.random.key(c.seed))
-    # On the host: the step donates the device copy, and the random-init baseline of the
-    # final evaluation needs these values again.
-    self.initial_state = jax.device_get(init_state(self.method, self.optimizer, init_rng,
-                                                   example_batch))
+    self._init_rng, self.step_rng = jax.random.split(jax.random.key(c.seed))
+    self._example_batch = example_batch
+    # The state is made where it lives, under jit with its shardings (replicated, or split
+    # over the data axis with `shard_state`): nothing is built whole on one device or the
+    # host. Its shapes come from tracing alone.
+    init = functools.partial(init_state, self.method, self.optimizer)
+    shapes = jax.eval_shape(init, self._init_rng, example_batch)
+    self.state_shardings = parallel.state_shardings(shapes, self.mesh, shard=c.shard_state)
+    self._init = jax.jit(init, out_shardings=self.state_shardings)
+    # Shapes, dtypes and shardings of the state: the template a checkpoint is restored to.
+    self.abstract_state = jax.tree.map(
+        lambda x, sharding: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+        shapes, self.state_shardings)
     self.step_fn = make_step(self.mesh, method=self.method, optimizer=self.optimizer,
-                             accumulation_steps=c.accumulation_steps)
+                             accumulation_steps=c.accumulation_steps,
+                             skip_nonfinite=c.skip_nonfinite,
+                             state_shardings=self.state_shardings)
+
+  def initial_state(self):
+    """The state at step 0, on the mesh; the same values at every call (the random-init
+    baseline of the final evaluation makes it again, since the step donates it)."""
+    return self._init(self._init_rng, self._example_batch)
 
   def features(self, state, source: Source, limit: int | None = None
                ) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ from jax.sharding import Mesh
 from jejax import parallel
 from jejax.eval.diagnostics import effective_rank, embedding_std
 from jejax.methods.base import Batch, Inputs, Method, Outputs
+from jejax.numerics import all_finite
 from jejax.train.state import TrainState
 from jejax.types import PyTree
 
@@ -143,8 +144,8 @@ def _merge(x: jax.Array) -> jax.Array:
 
 
 def train_step(state: TrainState, batch: Batch, rng: jax.Array, *, method: Method,
-               optimizer: optax.GradientTransformation,
-               accumulation_steps: int = 1) -> tuple[TrainState, dict[str, jax.Array]]:
+               optimizer: optax.GradientTransformation, accumulation_steps: int = 1,
+               skip_nonfinite: bool = False) -> tuple[TrainState, dict[str, jax.Array]]:
   """One update: the method's inputs on device, forward, loss, optimizer, state transform.
 
   Args:
@@ -154,10 +155,16 @@ def train_step(state: TrainState, batch: Batch, rng: jax.Array, *, method: Metho
     rng: the run's base key; folded with `state.step` so a resumed run repeats it.
     accumulation_steps: K > 1 runs the network on K microbatches of B / K examples with
       the loss over the whole batch (`accumulated_loss_and_grads`).
+    skip_nonfinite: where the step is not finite (see `finite` below), return the state
+      from before it, with only its step advanced (as `optax.apply_if_finite` does for
+      the params alone).
 
   Returns:
-    The new state and scalar metrics: the loss, the method's metrics, and the collapse
-    diagnostics of `method.embedding` (embedding_std, effective_rank).
+    The new state and scalar metrics: the loss, the method's metrics, the collapse
+    diagnostics of `method.embedding` (embedding_std, effective_rank), and `finite`, a
+    bool: whether the loss, the gradients and the updated state are all free of NaN and
+    inf. It stays on the device, so the loop can watch for divergence without waiting
+    for every step (`jejax.train.nonfinite`).
   """
   rng = jax.random.fold_in(rng, state.step)
   inputs = method.prepare(rng, batch)
@@ -167,14 +174,22 @@ def train_step(state: TrainState, batch: Batch, rng: jax.Array, *, method: Metho
     result = accumulated_loss_and_grads(state, inputs, method=method,
                                         accumulation_steps=accumulation_steps)
   updates, opt_state = optimizer.update(result.grads, state.opt_state, state.params)
-  state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                        batch_stats=result.batch_stats,
-                        target_batch_stats=result.target_batch_stats, opt_state=opt_state)
-  state = method.update(state, result.aux)
+  new_state = state.replace(step=state.step + 1,
+                            params=optax.apply_updates(state.params, updates),
+                            batch_stats=result.batch_stats,
+                            target_batch_stats=result.target_batch_stats,
+                            opt_state=opt_state)
+  new_state = method.update(new_state, result.aux)
+  # The updated state is checked too: finite gradients times a huge learning rate can
+  # still overflow the params, and that state must never reach a checkpoint.
+  finite = all_finite((result.loss, result.grads, new_state))
+  if skip_nonfinite:
+    new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state,
+                             state.replace(step=state.step + 1))
   embedding = jax.lax.stop_gradient(result.embedding)
   metrics = {**result.metrics, "loss": result.loss, "embedding_std": embedding_std(embedding),
-             "effective_rank": effective_rank(embedding)}
-  return state, metrics
+             "effective_rank": effective_rank(embedding), "finite": finite}
+  return new_state, metrics
 
 
 def init_state(method: Method, optimizer: optax.GradientTransformation, rng: jax.Array,
@@ -189,8 +204,11 @@ def init_state(method: Method, optimizer: optax.GradientTransformation, rng: jax
                     opt_state=optimizer.init(params), method_state=method_state)
 
 
-def make_step(mesh: Mesh, **step_kwargs: Any) -> StepFn:
-  """`train_step` jitted over `mesh`: state replicated and donated, batch data-parallel."""
+def make_step(mesh: Mesh, *, state_shardings: PyTree | None = None,
+              **step_kwargs: Any) -> StepFn:
+  """`train_step` jitted over `mesh`: the state donated and kept in `state_shardings`
+  (`jejax.parallel.state_shardings`; replicated by default), the batch data-parallel,
+  the metrics replicated."""
   replicated = parallel.replicated(mesh)
   return jax.jit(functools.partial(train_step, **step_kwargs), donate_argnums=0,
-                 out_shardings=(replicated, replicated))
+                 out_shardings=(state_shardings or replicated, replicated))

@@ -271,3 +271,49 @@ def test_hue_shift_matches_colorsys_and_full_turns_are_the_identity():
   np.testing.assert_allclose(augment.adjust_hue(image, shift), expected, atol=1e-5, rtol=0)
   gray = _images(1, 1)[0]
   np.testing.assert_array_equal(augment.adjust_hue(gray, shift), gray)
+
+
+# --- Gaussian noise ------------------------------------------------------------------
+
+# ImageNet-C's noise std per severity (make_imagenet_c.py, github.com/hendrycks/robustness).
+IMAGENET_C_NOISE_STD = (0.08, 0.12, 0.18, 0.26, 0.38)
+
+
+def test_gaussian_noise_is_the_imagenet_c_formula_on_its_own_draws():
+  image = _images(1, 3)[0]
+  key = jax.random.key(7)
+  normals = np.asarray(jax.random.normal(jax.random.split(key)[1], image.shape), np.float64)
+  expected = np.clip(image.astype(np.float64) + 0.26 * normals, 0.0, 1.0)
+  out = jax.jit(functools.partial(augment.gaussian_noise, std=0.26, prob=1.0))(key, image)
+  np.testing.assert_allclose(out, expected, atol=1e-6)
+  assert 0.0 < (out == 0.0).mean() and 0.0 < (out == 1.0).mean()  # clipped at both ends
+  skipped = augment.gaussian_noise(key, image, std=0.26, prob=0.0)
+  np.testing.assert_array_equal(skipped, image)
+
+
+@pytest.mark.parametrize("severity", [1, 3, 5])
+@pytest.mark.parametrize("level", [20, 128, 240])
+def test_gaussian_noise_matches_the_host_corruption_in_distribution(severity, level):
+  """The device op and `jejax.data.corrupt` (NumPy's generator, uint8) on a constant image:
+  the same distribution of grey levels, clipped mass included (two-sample
+  Kolmogorov-Smirnov distance)."""
+  from jejax.data import corrupt
+  n = 64
+  host = corrupt(np.full((n, SIZE, SIZE, 1), level, np.uint8), "gaussian_noise", severity)
+  op = _batched(functools.partial(augment.gaussian_noise,
+                                  std=IMAGENET_C_NOISE_STD[severity - 1], prob=1.0))
+  device = op(_keys(n), np.full((n, SIZE, SIZE, 1), level / 255, np.float32))
+  device = np.rint(np.asarray(device) * 255)
+  grey = np.arange(256)
+  host_cdf = np.searchsorted(np.sort(host.ravel()), grey, side="right") / host.size
+  device_cdf = np.searchsorted(np.sort(device.ravel()), grey, side="right") / device.size
+  # 16384 pixels each: the two-sample KS distance at 99.9% is 1.95 * sqrt(2 / 16384).
+  assert np.abs(host_cdf - device_cdf).max() < 1.95 * math.sqrt(2 / host.size)
+
+
+def test_gaussian_noise_is_applied_at_its_rate():
+  image = np.full((SIZE, SIZE, 1), 0.5, np.float32)
+  op = _batched(functools.partial(augment.gaussian_noise, std=0.1, prob=0.3))
+  out = op(_keys(NUM_DRAWS), np.broadcast_to(image, (NUM_DRAWS, *image.shape)))
+  applied = np.asarray((out != 0.5).any(axis=(1, 2, 3)))
+  assert abs(applied.mean() - 0.3) < _binomial_band(0.3, NUM_DRAWS)

@@ -104,6 +104,8 @@ def test_recipes_follow_the_papers():
     ("blur_sigma", (0.0, 1.0)),
     ("brightness", -0.1),
     ("hue", 0.6),
+    ("noise_prob", 1.5),
+    ("noise_std", -0.1),
     ("out_size", 0),
 ])
 def test_view_config_rejects_bad_values(field, value):
@@ -115,3 +117,17 @@ def test_view_config_turns_lists_into_tuples():
   cfg = augment.ViewConfig(out_size=SIZE, crop_scale=[0.5, 1.0])
   assert cfg.crop_scale == (0.5, 1.0)
   hash(cfg)
+
+
+def test_noise_comes_last_and_leaves_the_other_draws_alone():
+  # With std 0 the noise stage adds nothing, so the view must be the recipe's own view
+  # (to float rounding: XLA fuses the program differently): the noise draws its own key
+  # and takes none of the other stages' draws, which would move pixels by tenths.
+  images = _uint8_images(8, 1)
+  cfg = RECIPES["byol_2"]
+  silent = dataclasses.replace(cfg, noise_prob=1.0, noise_std=0.0)
+  key = jax.random.key(3)
+  np.testing.assert_allclose(augment_batch(key, images, cfg=silent),
+                             augment_batch(key, images, cfg=cfg), atol=1e-6)
+  noisy = augment_batch(key, images, cfg=dataclasses.replace(silent, noise_std=0.2))
+  assert 0.1 < float(np.std(noisy - augment_batch(key, images, cfg=cfg))) < 0.2

@@ -72,8 +72,11 @@ def test_mix_down():
     audio_io.mix_down(samples[:, 0])
 
 
-@pytest.mark.parametrize("content", [b"", b"hello, not audio\n", gzip.compress(b"\0" * 64),
-                                     b"RIFF\x10\0\0\0WAVEfmt "])
+# mtime=0: the same bytes in every test process (pytest-xdist compares the test ids).
+@pytest.mark.parametrize("content", [b"", b"hello, not audio\n",
+                                     gzip.compress(b"\0" * 64, mtime=0),
+                                     b"RIFF\x10\0\0\0WAVEfmt "],
+                         ids=["empty", "text", "gzip", "truncated_wav_header"])
 def test_a_file_that_is_not_audio_names_itself(tmp_path, content):
   path = tmp_path / "notes.wav"
   path.write_bytes(content)

@@ -211,3 +211,24 @@ def test_multi_crop_step_compiles_once_per_layout(tiny_config):
     state, metrics = step(state, batch, jax.random.key(i))
     assert np.isfinite(float(metrics["loss"]))
   assert step._cache_size() == 1  # one trace and compile for the 2 + 4 crop layout
+
+
+def test_a_view_method_trains_a_vit_backbone(tiny_config):
+  """Backbones are interchangeable: SimCLR on the registered ViT, one step."""
+  c = tiny_config("simclr", batch_size=8)
+  c.model.backbone = "vit"
+  for op in ("jitter_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
+    c.augment[op] = 0.0  # crops and flips only: a fast compile
+  images = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 1), np.uint8)
+  method = build.build_method(c, Setup(4, 2, {"image": images[:2]}))
+  optimizer, _ = build.build_optimizer(c, 4, 2)
+  mesh = parallel.make_mesh(1)
+  state = init_state(method, optimizer, jax.random.key(0), {"image": images[:2]})
+  before = state.params["backbone"]["patch_embed"]["kernel"].copy()
+  state, metrics = make_step(mesh, method=method, optimizer=optimizer)(
+      state, {"image": jnp.asarray(images)}, jax.random.key(1))
+  assert np.isfinite(float(metrics["loss"]))
+  assert np.abs(np.asarray(state.params["backbone"]["patch_embed"]["kernel"]) - before).max() > 0
+  features = method.features({"params": state.params, "batch_stats": state.batch_stats},
+                             jnp.asarray(images, jnp.float32) / 255)
+  assert features.shape == (8, 48)  # ViT-nano's width

@@ -54,7 +54,8 @@ def main(coordinator: str, num_processes: int, process_id: int, workdir: Path) -
     results[method] = {
         "state": jax.device_get(state),
         "losses": [r["loss"] for r in records],
-        "train_requests": train_source.requests[:job["steps"]],
+        # The first request is the two examples the run reads to learn the batch layout.
+        "train_requests": train_source.requests[1:job["steps"] + 1],
         "features": features, "labels": labels,
         "process_count": jax.process_count(), "device_count": jax.device_count(),
         "local_device_count": jax.local_device_count(),

@@ -125,7 +125,8 @@ def run_both(tiny_config, workdir: Path):
       features, labels = run.features(state, run.test_source, limit=EVAL_LIMIT)
       reference[method] = {"state": jax.device_get(state),
                            "losses": [r["loss"] for r in records],
-                           "initial": run.initial_state, "features": features,
+                           "initial": jax.device_get(run.initial_state()),
+                           "features": features,
                            "labels": labels, "num_examples": len(run.train_source),
                            "seed": c.seed}
   finally:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import pytest
 
 from jejax.eval.diagnostics import effective_rank
-from jejax.methods import METHODS, SimCLR, ViewMethod, register_method
+from jejax.methods import METHODS, ViewMethod, register_method
 from jejax.numerics import l2_normalize
 from jejax.train import loop
 
@@ -18,8 +18,8 @@ RANK_FLOOR = 4.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class AttractOnly(SimCLR):
-  """SimCLR's views and network, with a loss that pulls the two views together and
+class AttractOnly(ViewMethod):
+  """The config's views and network, with a loss that pulls the two views together and
   nothing to keep them apart: no negatives, no predictor or stop-gradient, no variance
   term. Its embeddings collapse."""
 
