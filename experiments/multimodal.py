@@ -1,0 +1,147 @@
+"""Trains CLIP, SigLIP, ImageBind-style binding and its speech-text control on the offline
+Fashion-MNIST captions and speech, evaluates zero-shot classification and retrieval on
+the test split (held-out voices), and writes the tables into README.md.
+
+  python experiments/multimodal.py                       # runs/multimodal/<run>
+  python experiments/multimodal.py --workdir /tmp/mm --no-readme
+
+The runs, one process each, one after the other (every run's `jejax.main` with its
+`experiments/configs/<method>.py`):
+
+  clip         CLIP on (image, caption) pairs
+  siglip       SigLIP on the same
+  imagebind    speech bound to clip's frozen image tower: never a speech-text pair
+  speech_text  the control: each clip bound to clip's frozen text embedding of its caption
+  siglip_long  SigLIP for 4 epochs instead of 2 (it leaves its first plateau later)
+
+A run with a summary.json is not trained again and one with a multimodal.json is not
+evaluated again; an interrupted run resumes from its checkpoint, so the command can be
+repeated until the tables are complete. They go to <workdir>/results.md and .json and,
+unless --no-readme, into README.md between the multimodal markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+README_MARKERS = ("<!-- multimodal:start -->", "<!-- multimodal:end -->")
+KS = (1, 5, 10)
+
+
+def runs(workdir: Path) -> dict[str, tuple[str, list[str]]]:
+  """run -> (config, extra flags)."""
+  clip = str(workdir / "clip")
+  return {
+      "clip": ("clip", []),
+      "siglip": ("siglip", []),
+      "imagebind": ("imagebind", [f"--config.model.pretrained={clip}"]),
+      "speech_text": ("imagebind", [f"--config.model.pretrained={clip}",
+                                    "--config.imagebind.audio_anchor=text"]),
+      "siglip_long": ("siglip", ["--config.epochs=4"]),
+  }
+
+
+def train(name: str, config: str, flags: list[str], workdir: Path) -> dict:
+  """The run's summary.json, after training it in a process of its own unless done."""
+  if not (workdir / "summary.json").exists():
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "jejax.main",
+               f"--config={REPO / 'experiments' / 'configs' / f'{config}.py'}",
+               f"--workdir={workdir}", "--config.progress_bar=False", *flags]
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command[1:])}", flush=True)
+    with open(workdir / "train.log", "a") as log:
+      subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+  return json.loads((workdir / "summary.json").read_text())
+
+
+def evaluate(name: str, workdir: Path) -> dict:
+  """Zero-shot and retrieval on the test split (`jejax.embed_multimodal.evaluate`), in a
+  process of its own, cached in multimodal.json."""
+  path = workdir / "multimodal.json"
+  if not path.exists():
+    print(f"[{time.strftime('%H:%M:%S')}] {name}: zero-shot and retrieval", flush=True)
+    code = ("import json, sys; from jejax.embed_multimodal import load_run, evaluate; "
+            "from jejax.data.paired import BUILDS; run, embedder, _ = load_run(sys.argv[1]); "
+            "print(json.dumps(evaluate(embedder, BUILDS[run.config.data.multimodal_build])))")
+    out = subprocess.run([sys.executable, "-c", code, str(workdir)], check=True, cwd=REPO,
+                         capture_output=True, text=True).stdout
+    path.write_text(json.dumps(json.loads(out.strip().splitlines()[-1]), indent=2) + "\n")
+  return json.loads(path.read_text())
+
+
+def _cells(results: dict, names: list[str]) -> list[str]:
+  return [f"{results[n]:.4f}" for n in names]
+
+
+def tables(results: dict[str, dict], summaries: dict[str, dict]) -> str:
+  """The two markdown tables: image-text (CLIP, SigLIP) and speech (binding, control)."""
+  image_text = ["image_zero_shot"] + [f"{d}_r{k}" for d in ("image_to_text", "text_to_image")
+                                      for k in KS]
+  head = ("| run | zero-shot accuracy | image->text R@1 | R@5 | R@10 | text->image R@1 | R@5 "
+          "| R@10 | linear probe | kNN |\n|---|" + "---|" * 9)
+  names = {"clip": "CLIP", "siglip": "SigLIP", "siglip_long": "SigLIP, 4 epochs"}
+  rows = [f"| {label} | " + " | ".join(_cells(results[name], image_text)) +
+          f" | {summaries[name]['linear_probe_accuracy']:.4f} | "
+          f"{summaries[name]['knn_accuracy']:.4f} |" for name, label in names.items()]
+  chance = [results["clip"]["chance_zero_shot"]] + [
+      results["clip"][f"chance_{n}"] for n in image_text[1:]]
+  rows.append("| chance | " + " | ".join(f"{v:.4f}" for v in chance) + " | 0.1 | 0.1 |")
+  speech = ["speech_zero_shot"] + [f"{d}_r{k}" for d in ("speech_to_text", "text_to_speech",
+                                                          "speech_to_image") for k in KS]
+  head2 = ("| run | speech zero-shot accuracy | speech->text R@1 | R@5 | R@10 | "
+           "text->speech R@1 | R@5 | R@10 | speech->image R@1 | R@5 | R@10 | "
+           "image zero-shot |\n|---|" + "---|" * 11)
+  labels = {"imagebind": "binding (no speech-text pair)",
+            "speech_text": "control (speech-text pairs)"}
+  rows2 = [f"| {labels[name]} | " + " | ".join(_cells(results[name], speech)) +
+           f" | {results[name]['image_zero_shot']:.4f} |" for name in labels]
+  chance2 = [results["imagebind"]["chance_zero_shot"]] + [
+      results["imagebind"][f"chance_{n}"] for n in speech[1:]]
+  rows2.append("| chance | " + " | ".join(f"{v:.4f}" for v in chance2) + " | 0.1000 |")
+  return "\n".join([head, *rows, "", head2, *rows2])
+
+
+def replace_between_markers(text: str, block: str) -> str:
+  start, end = README_MARKERS
+  pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+  if not pattern.search(text):
+    raise ValueError(f"README.md has no {start} ... {end} section to write the tables into")
+  return pattern.sub(lambda _: f"{start}\n{block}\n{end}", text)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--workdir", type=Path, default=REPO / "runs" / "multimodal")
+  parser.add_argument("--no-readme", action="store_true", help="leave README.md alone")
+  args = parser.parse_args()
+  start = time.perf_counter()
+  summaries, results = {}, {}
+  for name, (config, flags) in runs(args.workdir.absolute()).items():
+    summaries[name] = train(name, config, flags, args.workdir / name)
+    results[name] = evaluate(name, args.workdir / name)
+  total = time.perf_counter() - start
+  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, cwd=REPO).stdout.strip() or "unknown"
+  wall = ", ".join(f"{n} {summaries[n]['wall_seconds']:.0f} s" for n in summaries)
+  block = (f"{tables(results, summaries)}\n\nProduced by `python experiments/multimodal.py` "
+           f"at commit {commit} (train + evaluation wall time: {wall}).")
+  (args.workdir / "results.md").write_text(block + "\n")
+  (args.workdir / "results.json").write_text(
+      json.dumps({"results": results, "summaries": summaries}, indent=2) + "\n")
+  print(block)
+  print(f"total {total:.0f} s")
+  if not args.no_readme:
+    readme = REPO / "README.md"
+    readme.write_text(replace_between_markers(readme.read_text(), block))
+    print(f"tables written into {readme}")
+
+
+if __name__ == "__main__":
+  main()
