@@ -101,6 +101,9 @@ def tables(results: dict[str, dict], summaries: dict[str, dict]) -> str:
            "image zero-shot |\n|---|" + "---|" * 11)
   labels = {"imagebind": "binding (no speech-text pair)",
             "speech_text": "control (speech-text pairs)"}
+  labels = {name: label for name, label in labels.items() if name in results}
+  if "imagebind" not in results:
+    return "\n".join([head, *rows])
   rows2 = [f"| {labels[name]} | " + " | ".join(_cells(results[name], speech)) +
            f" | {results[name]['image_zero_shot']:.4f} |" for name in labels]
   chance2 = [results["imagebind"]["chance_zero_shot"]] + [
