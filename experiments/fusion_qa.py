@@ -142,15 +142,25 @@ def train_row(row: str, train: qa.QASource, test: qa.QASource,
   # time above also counts the waits for a core.
   cpu_seconds_per_step = (time.process_time() - first_cpu) / max(steps - 1, 1)
 
-  predict = jax.jit(lambda params, *x: jnp.argmax(model.apply(params, *x), axis=-1))
-  predictions = np.concatenate([
-      np.asarray(predict(params, *_inputs(test.get_batch(np.arange(i, min(i + 1000, len(test)))))))
-      for i in range(0, len(test), 1000)])
+  @jax.jit
+  def predict(params, *inputs):
+    logits, state = model.apply(params, *inputs, mutable=["intermediates"])
+    # attention_pool's weight on the image (modalities in name order: image, text).
+    weights = state.get("intermediates", {}).get("fusion", {}).get("modality_weights")
+    image_weight = weights[0][:, 0] if weights else jnp.full(logits.shape[:1], jnp.nan)
+    return jnp.argmax(logits, axis=-1), image_weight
+
+  chunks = [test.get_batch(np.arange(i, min(i + 1000, len(test))))
+            for i in range(0, len(test), 1000)]
+  outputs = [jax.device_get(predict(params, *_inputs(chunk))) for chunk in chunks]
+  predictions, image_weight = (np.concatenate(x) for x in zip(*outputs))
   correct = predictions == test.questions.answer
   return {"row": row, "fusion": ROWS[row][0], "modalities": list(ROWS[row][1]),
           "test_accuracy": float(correct.mean()),
           **{f"accuracy_{kind}": float(correct[test.questions.kind == k].mean())
              for k, kind in enumerate(qa.QUESTION_KINDS)},
+          **({f"image_weight_{kind}": float(image_weight[test.questions.kind == k].mean())
+              for k, kind in enumerate(qa.QUESTION_KINDS)} if row == "attention_pool" else {}),
           "final_train_loss": float(np.mean(jax.device_get(losses[-50:]))),
           "parameters": int(sum(x.size for x in jax.tree.leaves(params))),
           "steps": steps, "train_seconds": round(train_seconds, 1),
@@ -229,6 +239,10 @@ def main() -> None:
   block = (f"{table(results, lookup)}\n\nProduced by `python experiments/fusion_qa.py` "
            f"({settings['steps']} steps of {settings['batch_size']} per row; "
            f"{len(train):,} train and {len(test):,} test questions).")
+  if "attention_pool" in results:
+    weights = ", ".join(f"{kind} {results['attention_pool'][f'image_weight_{kind}']:.2f}"
+                        for kind in qa.QUESTION_KINDS)
+    block += f" attention_pool's mean weight on the image, per question kind: {weights}."
   (args.workdir / "results.md").write_text(block + "\n")
   (args.workdir / "results.json").write_text(
       json.dumps({"rows": results, "lookup": lookup}, indent=2) + "\n")

@@ -49,16 +49,18 @@ def test_each_row_sees_exactly_its_modalities(row):
 def test_rows_are_trained_once_and_other_settings_refused(tmp_path, monkeypatch):
   sources = _sources()
   monkeypatch.setattr(fusion_qa, "load_sources", lambda settings, images: sources)
-  argv = ["fusion_qa.py", "--rows", "cross_attention", "--steps", "2", "--batch-size", "8",
+  argv = ["fusion_qa.py", "--rows", "attention_pool", "--steps", "2", "--batch-size", "8",
           "--text-width", "16", "--text-depth", "1", "--fusion-width", "16",
           "--workdir", str(tmp_path), "--no-readme"]
   monkeypatch.setattr(sys, "argv", argv)
   fusion_qa.main()
-  result = json.loads((tmp_path / "cross_attention.json").read_text())
+  result = json.loads((tmp_path / "attention_pool.json").read_text())
   assert result["steps"] == 2 and 0 <= result["test_accuracy"] <= 1
   assert np.isfinite(result["final_train_loss"])
+  assert all(0 < result[f"image_weight_{kind}"] < 1 for kind in qa.QUESTION_KINDS)
   table = (tmp_path / "results.md").read_text()
-  assert "| cross_attention | cross_attention | image + text |" in table
+  assert "| attention_pool | attention_pool | image + text |" in table
+  assert "mean weight on the image" in table
   assert "lookup table, question only" in table
 
   def no_training(*args):
