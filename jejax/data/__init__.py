@@ -11,6 +11,8 @@ pairs made offline (modules `captions`, `tokenizer`, `speech`, `multimodal`);
 `get_source('fashion_mnist_captions' | 'fashion_mnist_binding', ...)` serves them as
 training sources (`paired`); `TfdsCaptionSource` and `TfdsAudioSource` read coco_captions, spoken_digit, ... from
 TFDS in the same layout; `load_audio` reads a WAV file as 16 kHz mono (`audio_io`).
+`load_qa` gives questions about the images, answered from their class and attributes
+(`qa`).
 """
 
 from jejax.data.errors import (
@@ -47,6 +49,7 @@ from jejax.data.multimodal import (
     load_multimodal,
 )
 from jejax.data.paired import PAIRED_DATASETS, BindingSource, paired_source, spoken_captions
+from jejax.data.qa import QASource, load_qa, qa_sources
 from jejax.data.tfds_multimodal import TfdsAudioSource, TfdsCaptionSource
 
 __all__ = [
@@ -63,6 +66,7 @@ __all__ = [
     "MultimodalConfig",
     "MultimodalSource",
     "PAIRED_DATASETS",
+    "QASource",
     "Source",
     "TfdsAudioSource",
     "TfdsCaptionSource",
@@ -78,9 +82,11 @@ __all__ = [
     "load_class_prompts",
     "load_fashion_mnist",
     "load_multimodal",
+    "load_qa",
     "paired_source",
     "prefetch_to_device",
     "process_rows",
+    "qa_sources",
     "read_idx",
     "spoken_captions",
     "steps_per_epoch",
