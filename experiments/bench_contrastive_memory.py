@@ -15,7 +15,7 @@ static buffer assignment for *one device's* program (arguments are the N/8 local
 
 On CPU these are what XLA plans, not allocator measurements; on a GPU the same function
 reports the plan of the GPU compiler. Losses: NT-Xent (2N anchors) and CLIP (N pairs),
-temperature 0.1, float32.
+temperature 0.1; SigLIP (N pairs), scale 10, bias -10; float32.
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ def variants(mesh, one_device):
       "clip dense, 8 dev": (lambda a, b: losses.clip_loss(a, b, temperature=t), mesh),
       "clip ring, 8 dev": (
           lambda a, b: losses.ring_clip_loss(a, b, temperature=t, mesh=mesh), mesh),
+      "siglip dense, 8 dev": (
+          lambda a, b: losses.siglip_loss(a, b, scale=10.0, bias=-10.0), mesh),
+      f"siglip ring chunk {RING_CHUNK}, 8 dev": (
+          lambda a, b: losses.ring_siglip_loss(a, b, scale=10.0, bias=-10.0, mesh=mesh,
+                                               chunk_size=RING_CHUNK), mesh),
   }
 
 

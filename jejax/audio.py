@@ -119,3 +119,10 @@ def log_mel_spectrogram(waveforms: ArrayLike, *, sample_rate: int = SAMPLE_RATE,
   # HIGHEST: on TPUs the default precision multiplies f32 matrices in bf16 passes.
   mel = jnp.matmul(power, filters, precision=jax.lax.Precision.HIGHEST)  # (B, frames, mels)
   return jnp.log(jnp.maximum(mel, floor))
+
+
+def valid_frames(lengths: ArrayLike, num_frames: int, *, hop_length: int = 160) -> jax.Array:
+  """(B,) samples of sound at the start of each clip (the rest zero padding) -> (B, frames)
+  bool: True on the frames of `log_mel_spectrogram` that start inside the sound."""
+  starts = hop_length * jnp.arange(num_frames)  # (frames,)
+  return starts[None, :] < jnp.asarray(lengths)[:, None]

@@ -22,7 +22,7 @@ from jejax.checks import ConfigError, require
 from jejax.data.corruptions import CORRUPTIONS
 from jejax.methods import METHODS
 from jejax.methods.views import AUGMENT_FIELDS
-from jejax.models import BACKBONES
+from jejax.models import BACKBONES, TOWERS
 from jejax.models.base import DTYPES
 from jejax.train.optim import NO_WEIGHT_DECAY, OPTIMIZERS
 
@@ -64,10 +64,13 @@ def base_config() -> ml_collections.ConfigDict:
   # 0: the prefetch thread does it. Worth it for encoded images (JPEG); the batches are
   # the same for any value.
   c.data.workers = 0
+  # The multimodal pairs ('fashion_mnist_captions', 'fashion_mnist_binding') come from this
+  # build of jejax.data.multimodal: 'full', or 'tiny' (the tests').
+  c.data.multimodal_build = "full"
 
   c.model = ml_collections.ConfigDict()
   c.model.backbone = "convnet"
-  for entry in BACKBONES.entries():  # config.model.<backbone>: that backbone's settings
+  for entry in BACKBONES.entries() + TOWERS.entries():  # config.model.<name>: its settings
     c.model[entry.name] = ml_collections.ConfigDict(entry.defaults)
   # The heads of the view methods (SimCLR ... DINO):
   c.model.projector_hidden = (512,)
@@ -75,6 +78,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.projector_output_bn = False  # BatchNorm on the projector output (MoCo v3)
   c.model.predictor_hidden = ()  # non-empty: a predictor MLP (BYOL, SimSiam, MoCo v3)
   c.model.num_prototypes = 0  # > 0: SwAV prototypes, DINO's output dimension
+  # A run's workdir (or checkpoint folder) whose backbone, found by its arrays' names and
+  # shapes, initialises this run's (jejax.train.pretrained); None: random init.
+  c.model.pretrained = ml_collections.FieldReference(None, field_type=str)
   # Compute dtype of backbone and heads: 'float32' or 'bfloat16' (mixed precision: params,
   # optimizer, BatchNorm statistics, model outputs and losses stay float32).
   c.model.dtype = "float32"
@@ -207,6 +213,8 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
             f"unknown; known: {', '.join(CORRUPTIONS)}")
     require(1 <= c.data.severity <= 5, "data.severity", c.data.severity,
             "a corruption's severity is 1 to 5")
+  require(c.data.multimodal_build in ("full", "tiny"), "data.multimodal_build",
+          c.data.multimodal_build, "'full' or 'tiny'")
   require(c.model.backbone in BACKBONES, "model.backbone", c.model.backbone,
           f"unknown backbone; known: {', '.join(BACKBONES.names())}")
   require(c.model.dtype in DTYPES, "model.dtype", c.model.dtype,

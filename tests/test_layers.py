@@ -27,7 +27,7 @@ ALLOWED = {
                         "config"},
     "config": HELPERS | {"data", "methods", "models", "train"},
 }
-COMMANDS = {"job", "main", "embed", "__init__"}  # the top: may import anything
+COMMANDS = {"job", "main", "embed", "embed_multimodal", "__init__"}  # the top: may import anything
 
 
 def _unit(path: pathlib.Path) -> str:

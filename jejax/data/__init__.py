@@ -10,7 +10,8 @@ with `train_batches(..., workers=N)`.
 
 Multimodal: `load_multimodal` gives Fashion-MNIST (image, caption) and (image, speech)
 pairs made offline (modules `captions`, `tokenizer`, `speech`, `multimodal`);
-`TfdsCaptionSource` and `TfdsAudioSource` read coco_captions, spoken_digit, ... from
+`get_source('fashion_mnist_captions' | 'fashion_mnist_binding', ...)` serves them as
+training sources (`paired`); `TfdsCaptionSource` and `TfdsAudioSource` read coco_captions, spoken_digit, ... from
 TFDS in the same layout; `load_audio` reads a WAV file as 16 kHz mono (`audio_io`).
 """
 
@@ -48,10 +49,12 @@ from jejax.data.multimodal import (
     load_class_prompts,
     load_multimodal,
 )
+from jejax.data.paired import PAIRED_DATASETS, BindingSource, paired_source, spoken_captions
 from jejax.data.tfds_multimodal import TfdsAudioSource, TfdsCaptionSource
 
 __all__ = [
     "ArraySource",
+    "BindingSource",
     "CORRUPTIONS",
     "CorruptDataError",
     "CorruptedSource",
@@ -63,6 +66,7 @@ __all__ = [
     "ImageShapeError",
     "MultimodalConfig",
     "MultimodalSource",
+    "PAIRED_DATASETS",
     "Source",
     "TfdsAudioSource",
     "TfdsCaptionSource",
@@ -78,9 +82,11 @@ __all__ = [
     "load_class_prompts",
     "load_fashion_mnist",
     "load_multimodal",
+    "paired_source",
     "prefetch_to_device",
     "process_rows",
     "read_idx",
+    "spoken_captions",
     "steps_per_epoch",
     "to_global_array",
     "train_batches",

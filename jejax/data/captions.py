@@ -262,6 +262,27 @@ def make_captions(labels: np.ndarray, levels: np.ndarray, *, seed: int,
   return Captions(captions, template, mentions)
 
 
+def caption_describes(labels: np.ndarray, levels: np.ndarray, mentions: np.ndarray,
+                      chunk: int = 1000) -> np.ndarray:
+  """(n, n) bool: [c, i] is True when the caption of example c is true of the image of
+  example i: the same class, and image i has the level caption c names for each of the
+  attributes it names (the others are free). The diagonal is True.
+
+  Args:
+    labels: (n,) classes; levels: (n, 5) attribute levels; mentions: (n, 5) bool, the
+      attributes each caption names (a batch's 'label', 'attributes', 'mentions').
+    chunk: captions per block (memory: chunk x n x 5).
+  """
+  labels, levels, mentions = np.asarray(labels), np.asarray(levels), np.asarray(mentions)
+  n = len(labels)
+  out = np.empty((n, n), bool)
+  for start in range(0, n, chunk):
+    c = slice(start, start + chunk)
+    agree = (levels[c, None, :] == levels[None, :, :]) | ~mentions[c, None, :]  # (b, n, 5)
+    out[c] = (labels[c, None] == labels[None, :]) & agree.all(axis=2)
+  return out
+
+
 def class_prompts(templates: tuple[str, ...] = ZERO_SHOT_TEMPLATES) -> list[list[str]]:
   """Zero-shot prompts: [class][template] strings, e.g. 'a photo of an ankle boot.'
   An embedding of a class is the normalised mean of its prompts' embeddings (CLIP)."""

@@ -31,8 +31,8 @@ from jejax.data.errors import DataError, DataNotFoundError, ImageShapeError, Unk
 
 Batch = dict[str, np.ndarray]
 
-# Datasets jejax reads from files on disk, without TFDS.
-_OFFLINE_DATASETS = ("fashion_mnist",)
+# Datasets jejax reads from files on disk, without TFDS (the last two: `paired.py`).
+_OFFLINE_DATASETS = ("fashion_mnist", "fashion_mnist_captions", "fashion_mnist_binding")
 
 
 class Source(Protocol):
@@ -231,11 +231,13 @@ class TfdsSource:
 
 
 def get_source(name: str, split: str, *, data_dir: str | None = None,
-               image_size: int | None = None) -> Source:
+               image_size: int | None = None, multimodal_build: str = "full") -> Source:
   """The `split` of dataset `name`, as a random-access source.
 
   'fashion_mnist' is read offline from its IDX files (see `load_fashion_mnist`); when
-  they are missing, a TFDS copy of it is tried. Every other name is a TFDS dataset.
+  they are missing, a TFDS copy of it is tried. 'fashion_mnist_captions' and
+  'fashion_mnist_binding' are the multimodal pairs of `paired.py`, from the build
+  `multimodal_build` ('full' or 'tiny'). Every other name is a TFDS dataset.
 
   Args:
     name: 'fashion_mnist' or a TFDS image-classification dataset name ('cifar10', ...).
@@ -249,6 +251,9 @@ def get_source(name: str, split: str, *, data_dir: str | None = None,
     DataNotFoundError: the dataset is known but not on this machine; says how to get it.
     ImageShapeError: `image_size` asks offline Fashion-MNIST for a size other than 28.
   """
+  if name in _OFFLINE_DATASETS[1:]:
+    from jejax.data.paired import paired_source  # pylint: disable=g-import-not-at-top
+    return paired_source(name, split, build=multimodal_build, data_dir=data_dir)
   if name == "fashion_mnist":
     # Imported here because fashion_mnist.py builds ArraySource from this module.
     from jejax.data.fashion_mnist import load_fashion_mnist  # pylint: disable=g-import-not-at-top

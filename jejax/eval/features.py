@@ -43,7 +43,9 @@ def extract_features(features: FeatureFn, variables: PyTree, source: Source, mes
   rows = process_rows(sharding, batch_size)
   all_features, labels = [], []
   for batch in eval_batches(source, batch_size, limit=limit, rows=rows):
-    batch = to_global_array(batch, sharding, batch_size)
+    # Only what is read goes to the devices (a multimodal batch also holds audio).
+    batch = to_global_array({k: batch[k] for k in ("image", "label", "mask")}, sharding,
+                            batch_size)
     encoded = parallel.to_host({"feature": _encode(features, variables, batch["image"]),
                                 "label": batch["label"], "mask": batch["mask"]})
     all_features.append(encoded["feature"][encoded["mask"]])  # (b, F) -> (valid, F)

@@ -1,4 +1,5 @@
-"""Memory-bounded InfoNCE: NT-Xent and CLIP's loss without the global similarity matrix.
+"""Memory-bounded contrastive losses: NT-Xent, CLIP's and SigLIP's without the global
+similarity matrix.
 
 The dense losses (`nt_xent`, `clip_loss`) form the (2N, 2N) or (N, N) logits, which for a
 global batch of 32k pairs is 16 GiB of float32 on every device that holds it. Here the
@@ -9,10 +10,12 @@ logits only ever exist one tile at a time:
   `lax.ppermute`, folding each (local rows, local rows) tile into a running logsumexp
   (the online softmax of flash attention). Memory per device is O(N/P x N/P + N/P x D);
   with `chunk_size` the local rows are tiled too, and it is O(chunk_size x N/P).
+* `ring_siglip_loss`: SigLIP's sigmoid loss the same way; a sum of independent pair
+  terms needs no logsumexp, so its gradient is plain autodiff with each step recomputed.
 * `chunked_nt_xent`: the same kernel on one device (or under `jit` auto-sharding), the
   2N anchors taken `chunk_size` rows at a time: O(chunk_size x 2N).
 
-The gradient is a `jax.custom_vjp` of the logsumexp over keys. The forward pass keeps only
+The InfoNCE gradient is a `jax.custom_vjp` of the logsumexp over keys. The forward pass keeps only
 the inputs and the (rows,) logsumexp; the backward pass goes around the ring once more,
 recomputes each tile's softmax from the saved logsumexp, adds the tile's query gradient
 locally, and adds its key gradient to an accumulator that travels with the key block and
@@ -135,6 +138,82 @@ def ring_clip_loss(a: ArrayLike, b: ArrayLike, *, temperature: float | ArrayLike
     return jax.lax.psum(total, axis_name) / (2 * n)
 
   return _ring_map(per_device, mesh, axis_name)(a, b, _scale(temperature))
+
+
+def ring_siglip_loss(a: ArrayLike, b: ArrayLike, *, scale: float | ArrayLike,
+                     bias: float | ArrayLike, mesh: Mesh | AbstractMesh,
+                     axis_name: str = DATA_AXIS, chunk_size: int | None = None) -> jax.Array:
+  """`siglip_loss` over a batch split on `mesh[axis_name]`, text blocks passed round a ring.
+
+  The chunked sigmoid loss of Zhai et al. 2023 (sec. 3.3, Figure 1): each device scores
+  its image rows against its own text block (the positives sit on that block's diagonal),
+  then against every other device's block as it comes round, negatives only. The loss is
+  a plain sum of pair terms, so there is no running max or logsumexp to carry; each ring
+  step and each tile of `chunk_size` rows is rematerialised in the backward pass
+  (`jax.checkpoint`), which then keeps only the text block of every step. Per device that
+  is O(N D) for those blocks plus one (chunk_size, N/P) tile of logits: linear in the
+  batch, where the dense loss holds (N/P, N) logits and their gradient.
+
+  Args:
+    a: (N, D) global embeddings of one modality (images), N divisible by the axis size.
+    b: (N, D) global embeddings of the other (texts), row i paired with `a[i]`.
+    scale: t = exp(t') (a float, or a traced scalar, which then gets its gradient).
+    bias: b (likewise).
+    mesh: the mesh the batch is split over.
+    axis_name: the data axis of `mesh`.
+    chunk_size: local rows per tile, dividing N/P; None takes all N/P at once.
+
+  Returns:
+    Scalar, the same on every device, equal to `siglip_loss(a, b, scale=scale,
+    bias=bias)`.
+  """
+  a, b = _check_pair(a, b, "a", "b")
+  n = a.shape[0]
+  local_rows = _local_batch(n, mesh, axis_name)
+  chunk_size = _check_chunk_size(chunk_size or local_rows, local_rows,
+                                 f"N/P = {local_rows}, the pairs of one device")
+  hops = mesh.shape[axis_name] - 1
+
+  def per_device(a, b, scale, bias):  # (N/P, D), (N/P, D), (), ()
+    queries = _chunks(l2_normalize(a), chunk_size)  # (T, c, D)
+    keys = l2_normalize(b)
+    total = _sigmoid_block_sum(queries, keys, scale, bias, True, axis_name)
+
+    def hop(carry, _):
+      keys, total = carry
+      keys = _pass_on(keys, axis_name)
+      return (keys, total + _sigmoid_block_sum(queries, keys, scale, bias, False,
+                                               axis_name)), None
+
+    (_, total), _ = jax.lax.scan(hop, (keys, total), None, length=hops)
+    return jax.lax.psum(total, axis_name) / n
+
+  scale = jnp.asarray(scale, jnp.float32)
+  bias = jnp.asarray(bias, jnp.float32)
+  return jax.shard_map(per_device, mesh=mesh,
+                       in_specs=(P(axis_name), P(axis_name), P(), P()),
+                       out_specs=P())(a, b, scale, bias)
+
+
+@functools.partial(jax.checkpoint, static_argnums=(4, 5))
+def _sigmoid_block_sum(queries: jax.Array, k: jax.Array, scale: jax.Array, bias: jax.Array,
+                       own_block: bool, axis_name: str) -> jax.Array:
+  """-sum of log sigmoid(z_ij (scale q_i . k_j + bias)) over the query tiles (T, c, D)
+  and one key block (s, D); z_ij = 1 only on the diagonal of the device's own block."""
+  def tile(total, args):
+    t, q = args
+    logits = scale * jnp.matmul(q, k.T, preferred_element_type=jnp.float32) + bias  # (c, s)
+    signs = -1.0
+    if own_block:
+      c, s = logits.shape
+      row = t * c + jnp.arange(c)[:, None]
+      signs = jnp.where(row == jnp.arange(s)[None, :], 1.0, -1.0)
+    return total - jnp.sum(jax.nn.log_sigmoid(signs * logits)), None
+
+  total = _varying(jnp.zeros((), jnp.float32), axis_name)
+  total, _ = jax.lax.scan(jax.checkpoint(tile), total,
+                          (jnp.arange(queries.shape[0]), queries))
+  return total
 
 
 def _nt_xent_sum(z1: jax.Array, z2: jax.Array, scale: jax.Array, chunk_size: int,

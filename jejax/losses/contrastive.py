@@ -120,3 +120,35 @@ def clip_loss(a: ArrayLike, b: ArrayLike, *, temperature: float | ArrayLike = 0.
   rows = jax.nn.logsumexp(logits, axis=1) - positive
   columns = jax.nn.logsumexp(logits, axis=0) - positive
   return (jnp.mean(rows) + jnp.mean(columns)) / 2.0
+
+
+def siglip_loss(a: ArrayLike, b: ArrayLike, *, scale: float | ArrayLike = 10.0,
+                bias: float | ArrayLike = -10.0) -> jax.Array:
+  """SigLIP's pairwise sigmoid loss (Zhai et al. 2023, "Sigmoid Loss for Language Image
+  Pre-Training", Algorithm 1).
+
+  Every (i, j) pair of the *global* batch is a binary classification: z_ij = 1 for the
+  N pairs on the diagonal, -1 for the N^2 - N others, with logit t a_i . b_j + b. No
+  softmax couples the rows, so the loss is a sum of independent terms (which is what lets
+  `ring_siglip_loss` add it up one tile at a time).
+
+  Args:
+    a: (N, D) embeddings of one modality, e.g. images (normalised here).
+    b: (N, D) embeddings of the other, e.g. texts, row i paired with `a[i]`.
+    scale: t = exp(t'); SigLIP learns t' from log 10. A traced scalar gets its gradient.
+    bias: b, learnt from -10 so that the N^2 - N negatives do not dominate the first
+      steps. A traced scalar gets its gradient.
+
+  Returns:
+    Scalar: -sum_ij log sigmoid(z_ij (t a_i . b_j + b)) / N (the sum over columns, the
+    mean over rows, as the paper's pseudo-code).
+
+  Example:
+    >>> z = jnp.eye(2)
+    >>> siglip_loss(z, z, scale=1.0, bias=0.0)  # log(1 + 1 / e) + log 2
+  """
+  a, b = l2_normalize(jnp.asarray(a)), l2_normalize(jnp.asarray(b))
+  n = a.shape[0]
+  logits = scale * (a @ b.T) + bias  # (N, D) @ (D, N) -> (N, N), pairs on the diagonal
+  signs = 2.0 * jnp.eye(n, dtype=logits.dtype) - 1.0
+  return -jnp.sum(jax.nn.log_sigmoid(signs * logits)) / n

@@ -7,6 +7,11 @@ features:
 
   @BACKBONES.register("convnet", {"widths": (16, 32, 64, 256), "convs_per_stage": 1})
   def build(block, dtype): return ConvNet(tuple(block["widths"]), ..., dtype=dtype)
+
+`TOWERS` holds the other modalities' encoders of the multimodal methods (the text
+transformer, the audio ViT), registered the same way with their blocks
+`config.model.<name>`, and built alike from the block and the compute dtype. The image
+tower of those methods is the backbone.
 """
 
 from typing import Any
@@ -16,6 +21,7 @@ import jax.numpy as jnp
 from jejax.registry import Registry
 
 BACKBONES = Registry("backbone", "jejax.models")
+TOWERS = Registry("tower", "jejax.models")
 
 # Compute dtypes of `model.dtype`. float16 is left out: its 5-bit exponent needs loss
 # scaling, which bfloat16 (float32's exponent range) does not.

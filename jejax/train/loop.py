@@ -36,7 +36,7 @@ from jejax import data, parallel
 from jejax.data.sources import Source
 from jejax.errors import JejaxError
 from jejax.eval import protocol
-from jejax.train import checkpoint, lock, metrics_log, nonfinite
+from jejax.train import checkpoint, lock, metrics_log, nonfinite, pretrained
 from jejax.train.run import Run
 
 METRICS_FILE = metrics_log.METRICS_FILE
@@ -140,7 +140,16 @@ def _train(run: Run, stop_at_step: int | None) -> tuple[Run, Any, list[dict]]:
                                          every_steps=c.checkpoint.every_steps,
                                          keep=c.checkpoint.keep)
   restored = checkpointer.restore_latest(run.abstract_state)
-  state = restored if restored is not None else run.initial_state()
+  if restored is not None:
+    state = restored
+  elif c.model.pretrained is not None:  # a fresh run starts from another run's arrays
+    initial, taken = pretrained.with_pretrained(jax.device_get(run.initial_state()), c,
+                                                run.image_shape)
+    state = jax.device_put(initial, run.state_shardings)
+    if main:
+      print(f"initialised {', '.join(taken)} from {c.model.pretrained}")
+  else:
+    state = run.initial_state()
   start = int(state.step)
   end = run.total_steps if stop_at_step is None else min(stop_at_step, run.total_steps)
   records = metrics_log.read_records(run.workdir / METRICS_FILE, start)

@@ -33,7 +33,8 @@ def _configured_source(d: ml_collections.ConfigDict, split: str, *, seed: int) -
   """`config.data`'s split, with its corruption applied once to every image when one is
   set (the splits get their own seeds: one noise pattern for train and test image k
   alike would tie them)."""
-  source = data.get_source(d.name, split, data_dir=d.data_dir, image_size=d.image_size)
+  source = data.get_source(d.name, split, data_dir=d.data_dir, image_size=d.image_size,
+                           multimodal_build=d.multimodal_build)
   if d.corruption is None:
     return source
   return data.CorruptedSource(source, d.corruption, d.severity, seed=seed)
