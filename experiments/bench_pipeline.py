@@ -1,17 +1,23 @@
 """Images per second of the host pipeline on JPEGs: decode + resize to 224 px, by workers.
 
-  python experiments/bench_pipeline.py [--images 3000] [--workers 0,1,2,4,8]
-      [--batch-size 128] [--images-per-run 4000] [--out bench_results]
+  python experiments/bench_pipeline.py [--images 3000] [--workers 0,1,2,4,...]
+      [--batch-size 128] [--images-per-run 4000] [--out bench_results] [--readme]
 
 Writes a JPEG array_record data set to a temporary folder (`--images` synthetic images of
 256-500 px a side, quality 90: smooth colour regions, edges, texture and noise, so the
 files are photograph-sized), then reads it with `train_batches(EncodedSource(...,
 image_size=224), workers=N)`: each image decoded with PIL, its shorter side scaled to 224
-and the centre cropped, a batch stacked, for each N (0: in the calling thread). A run
-skips the first 2N + 1 batches (process start-up, the workers' buffers filling) and
-times the next `--images-per-run` images. Prints a table and JSON, and writes
-bench_results/bench_pipeline.json. The figures depend on the cores free: the JSON
-records the load average before and after each run.
+and the centre cropped, a batch stacked, for each N (0: in the calling thread; by
+default 0 and 1, 2, 4, ... up to the CPU count). A run skips the first 2N + 1 batches
+(process start-up, the workers' buffers filling) and times the next `--images-per-run`
+images. Prints a markdown table (workers, images/s, speedup over 1 worker) and writes it
+with the JSON of every run to `--out`; `--readme` also writes the table into README.md
+between the pipeline markers. The figures depend on the cores free: the JSON records the
+load average before and after each run.
+
+Smoke run (seconds of work, a correctness check, not a measurement):
+  python experiments/bench_pipeline.py --images 40 --batch-size 8 --images-per-run 16 \
+      --workers 0,1 --out /tmp/bench_pipeline_smoke
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import io
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +37,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from jejax.data import EncodedSource, train_batches, write_encoded_images
+from zoo import REPO, replace_between_markers
+
+README_MARKERS = ("<!-- pipeline:start -->", "<!-- pipeline:end -->")
 
 
 def natural_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -94,42 +104,79 @@ def decode_throughput(source: EncodedSource, batch_size: int, workers: int,
           "load_average_before": load_before, "load_average_after": os.getloadavg()[0]}
 
 
+def default_workers() -> str:
+  """'0,1,2,4,...': powers of two up to the CPU count (and the count itself)."""
+  cpus = os.cpu_count() or 1
+  counts = [0] + [2 ** k for k in range(cpus.bit_length()) if 2 ** k <= cpus]
+  return ",".join(str(n) for n in sorted(set(counts + [cpus])))
+
+
+def markdown_table(results: dict) -> str:
+  """The runs as a markdown table, with a line saying what was measured where."""
+  dataset, runs = results["dataset"], results["runs"]
+  one = next((r["images_per_second"] for r in runs if r["workers"] == 1), None)
+  lines = [
+      f"{dataset['images']} JPEGs of 256-500 px ({dataset['mean_kib_per_image']:.0f} KiB "
+      f"each on average), decode + resize to {results['image_size']} px, batch "
+      f"{results['batch_size']}; {results['host']}, grain {results['grain']}, Pillow "
+      f"{results['pillow']}; `{results['command']}`.",
+      "",
+      "| workers | images/s | speedup vs 1 worker | first batch s | load average |",
+      "|---|---|---|---|---|"]
+  for r in runs:
+    speedup = f"{r['images_per_second'] / one:.2f}" if one else "-"
+    name = "0 (in the calling thread)" if r["workers"] == 0 else str(r["workers"])
+    lines.append(f"| {name} | {r['images_per_second']:.1f} | {speedup} | "
+                 f"{r['first_batch_seconds']:.1f} | {r['load_average_before']:.1f} |")
+  return "\n".join(lines)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--images", type=int, default=3000)
-  parser.add_argument("--workers", default="0,1,2,4,8")
+  parser.add_argument("--workers", default=default_workers(),
+                      help="comma-separated worker counts (default: %(default)s)")
   parser.add_argument("--batch-size", type=int, default=128)
   parser.add_argument("--images-per-run", type=int, default=4000)
   parser.add_argument("--image-size", type=int, default=224)
   parser.add_argument("--out", default="bench_results")
+  parser.add_argument("--readme", action="store_true",
+                      help="write the table into README.md between the pipeline markers")
   args = parser.parse_args()
+  start = time.perf_counter()
 
   with tempfile.TemporaryDirectory() as folder:
     path = Path(folder) / "jpeg.array_record"
+    print(f"writing {args.images} JPEGs to {path} ...", flush=True)
     dataset = write_jpeg_dataset(path, args.images)
+    print(f"  {dataset['mean_kib_per_image']:.0f} KiB each on average, "
+          f"{dataset['write_seconds']:.1f} s", flush=True)
     source = EncodedSource(path, num_classes=1000, image_size=args.image_size)
-    runs = [decode_throughput(source, args.batch_size, int(w), args.images_per_run)
-            for w in args.workers.split(",")]
+    runs = []
+    for workers in (int(w) for w in args.workers.split(",")):
+      print(f"workers={workers}: reading {args.images_per_run} images ...", flush=True)
+      runs.append(decode_throughput(source, args.batch_size, workers, args.images_per_run))
+      print(f"  {runs[-1]['images_per_second']:.1f} images/s (first batch after "
+            f"{runs[-1]['first_batch_seconds']:.1f} s)", flush=True)
   results = {
+      "command": "python experiments/bench_pipeline.py " + " ".join(sys.argv[1:]),
       "host": f"{platform.machine()}, {os.cpu_count()} CPUs",
       "grain": importlib.metadata.version("grain"),
-      "pillow": importlib.metadata.version("pillow"), "dataset": dataset, "batch_size": args.batch_size,
-      "image_size": args.image_size, "runs": runs}
+      "pillow": importlib.metadata.version("pillow"), "dataset": dataset,
+      "batch_size": args.batch_size, "image_size": args.image_size, "runs": runs}
 
-  print(f"\n{dataset['images']} JPEGs, {dataset['mean_kib_per_image']:.0f} KiB each on "
-        f"average, decode + resize to {args.image_size} px, batch {args.batch_size}, "
-        f"{results['host']}")
-  print(f"{'workers':>7} {'images/s':>9} {'vs 1 worker':>11} {'first batch s':>13} "
-        f"{'load avg':>9}")
-  one = next((r["images_per_second"] for r in runs if r["workers"] == 1), None)
-  for r in runs:
-    ratio = f"{r['images_per_second'] / one:.2f}" if one else "-"
-    print(f"{r['workers']:>7} {r['images_per_second']:>9.1f} {ratio:>11} "
-          f"{r['first_batch_seconds']:>13.1f} {r['load_average_before']:>9.1f}")
-  print(json.dumps(results, indent=2))
+  table = markdown_table(results)
+  print("\n" + table + "\n", flush=True)
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   (out / "bench_pipeline.json").write_text(json.dumps(results, indent=2) + "\n")
+  (out / "bench_pipeline.md").write_text(table + "\n")
+  print(f"results written to {out}/bench_pipeline.json and .md")
+  if args.readme:
+    readme = REPO / "README.md"
+    readme.write_text(replace_between_markers(readme.read_text(), table, README_MARKERS))
+    print(f"table written into {readme}")
+  print(f"total {time.perf_counter() - start:.1f} s", flush=True)
 
 
 if __name__ == "__main__":
