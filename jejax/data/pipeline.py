@@ -128,7 +128,12 @@ def _batches_in_workers(batch_of_step: _StepBatch, steps: range, workers: int
   """`map(batch_of_step, steps)`, computed in `workers` processes (grain's
   `mp_prefetch`): worker i makes the batches of steps i, i + workers, ..., one at a time
   with one more ready in its buffer, and they are yielded in step order. Closing this
-  generator (or dropping it) stops the workers."""
+  generator (or dropping it) stops the workers.
+
+  With 2 or more workers grain hands the arrays over in shared memory (as
+  `SharedMemoryArray`s, freed when the last reference goes); they are copied out into
+  plain arrays, a memcpy per batch, so that a batch is the same type as with
+  `workers=0` and no shared memory outlives the step (nor the interpreter)."""
   if not flags.FLAGS.is_parsed() and _GRAIN_PROFILING_FLAG in flags.FLAGS:
     # Lets the flag be read with its default (False), as grain does for its own flags.
     flags.FLAGS[_GRAIN_PROFILING_FLAG].present = True
@@ -140,7 +145,8 @@ def _batches_in_workers(batch_of_step: _StepBatch, steps: range, workers: int
                                                        per_worker_buffer_size=1)))
   iterator = iter(dataset)
   try:
-    yield from iterator
+    for batch in iterator:
+      yield {key: np.array(value) for key, value in batch.items()}
   finally:
     iterator.close()
 
