@@ -1,10 +1,12 @@
 """Datasets and the host -> device input pipeline.
 
 Sources (`get_source`, `ArraySource`, `TfdsSource`, `load_fashion_mnist`) give random
-access to uint8 images and int32 labels; `CorruptedSource` serves a split with one
-ImageNet-C corruption (`corrupt`, `CORRUPTIONS`) applied to every image; the pipeline
-(`train_batches`, `eval_batches`, `prefetch_to_device`) turns indices into global batches
-sharded over the mesh.
+access to uint8 images and int32 labels; `EncodedSource` decodes JPEG (or PNG, ...)
+images from array_record files written by `write_encoded_images`; `CorruptedSource`
+serves a split with one ImageNet-C corruption (`corrupt`, `CORRUPTIONS`) applied to
+every image; the pipeline (`train_batches`, `eval_batches`, `prefetch_to_device`) turns
+indices into global batches sharded over the mesh, and decodes in worker processes
+with `train_batches(..., workers=N)`.
 
 Multimodal: `load_multimodal` gives Fashion-MNIST (image, caption) and (image, speech)
 pairs made offline (modules `captions`, `tokenizer`, `speech`, `multimodal`);
@@ -41,6 +43,7 @@ from jejax.data.pipeline import (
     to_global_array,
     train_batches,
 )
+from jejax.data.encoded import EncodedSource, write_encoded_images
 from jejax.data.audio_io import load_audio
 from jejax.data.multimodal import (
     MultimodalConfig,
@@ -60,6 +63,7 @@ __all__ = [
     "CorruptedSource",
     "DataError",
     "DataNotFoundError",
+    "EncodedSource",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIRS",
     "ImageShapeError",
@@ -93,4 +97,5 @@ __all__ = [
     "to_global_array",
     "train_batches",
     "validate_image_shape",
+    "write_encoded_images",
 ]
