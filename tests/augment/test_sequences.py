@@ -11,11 +11,16 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jejax import parallel
 from jejax.augment import delete_tokens, time_mask
+from jejax.data import tokenizer
 
 
 @functools.lru_cache(maxsize=None)
 def _jitted(fn, **static):
   return jax.jit(functools.partial(fn, **static))
+
+
+def test_the_default_pad_is_the_tokenizers():
+  assert tokenizer.PAD_ID == 0  # delete_tokens' default pad_id, which DeCUR relies on
 
 
 def token_batch():
