@@ -2,8 +2,14 @@
 on the same (image, caption) pairs with embeddings of equal width, probed linearly.
 
   python experiments/decur_unique.py                    # runs/decur_unique/{decur,clip}
-  python experiments/decur_unique.py --epochs 0.02 --probe-train 2000 --probe-test 1000 \
-      --probe-epochs 5 --workdir /tmp/decur_smoke --flag=--config.eval.probe_epochs=1
+  # smoke run: the tiny build, tiny towers, 2 steps each
+  python experiments/decur_unique.py --workdir /tmp/decur_smoke --probe-train 256 \
+      --probe-test 128 --probe-epochs 2 --flag=--config.data.multimodal_build=tiny \
+      --flag=--config.model.convnet.widths='(8,16)' --flag=--config.model.text.width=16 \
+      --flag=--config.model.text.depth=1 --flag=--config.model.text.num_heads=2 \
+      --flag=--config.model.projector_hidden='(32,)' --flag=--config.model.embed_dim=32 \
+      --flag=--config.num_steps=2 --flag=--config.batch_size=32 \
+      --flag=--config.eval.probe_epochs=1 --flag=--config.eval.probe_random_init=False
 
 A caption names its image's class and two of its five measured attributes
 (`jejax.data.captions`); the other three are nowhere in the text. Each run is trained by
