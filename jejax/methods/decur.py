@@ -35,8 +35,7 @@ import jax.numpy as jnp
 from jejax import augment, losses
 from jejax.checks import require, require_non_negative
 from jejax.methods.base import Method, config_block, register_method
-from jejax.methods.multimodal import (images_to_float, require_batch_keys, spectrogram_inputs,
-                                      tower_from_config)
+from jejax.methods.multimodal import require_batch_keys, spectrogram_inputs, tower_from_config
 from jejax.methods.views import backbone_from_config, view_recipes
 from jejax.models import DecurModel
 from jejax.models.base import compute_dtype
