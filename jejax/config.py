@@ -60,6 +60,10 @@ def base_config() -> ml_collections.ConfigDict:
   # protocol; `jejax.data.corruptions`): a name of CORRUPTIONS, or None; severity 1-5.
   c.data.corruption = ml_collections.FieldReference(None, field_type=str)
   c.data.severity = 0
+  # Processes that read and decode the training batches (`jejax.data.train_batches`);
+  # 0: the prefetch thread does it. Worth it for encoded images (JPEG); the batches are
+  # the same for any value.
+  c.data.workers = 0
   # The multimodal pairs ('fashion_mnist_captions', 'fashion_mnist_binding') come from this
   # build of jejax.data.multimodal: 'full', or 'tiny' (the tests').
   c.data.multimodal_build = "full"
@@ -203,6 +207,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   require(c.batch_size % split == 0, "batch_size", c.batch_size,
           f"must be divisible by accumulation_steps x num_devices = "
           f"{c.accumulation_steps} x {max(c.num_devices, 1)} = {split}")
+  require(c.data.workers >= 0, "data.workers", c.data.workers, "must be >= 0")
   if c.data.corruption is not None:
     require(c.data.corruption in CORRUPTIONS, "data.corruption", c.data.corruption,
             f"unknown; known: {', '.join(CORRUPTIONS)}")

@@ -40,6 +40,7 @@ import ml_collections
 import numpy as np
 
 from jejax import config as config_lib
+from jejax import errors
 from jejax import data
 from jejax.data import tokenizer
 from jejax.data.errors import DataError
@@ -50,9 +51,18 @@ from jejax.eval import multimodal
 from jejax.eval.distances import cosine_similarity
 from jejax.methods import METHODS
 from jejax.methods.multimodal import TowerMethod, images_to_float, spectrogram_inputs
-from jejax.train.checkpoint import CheckpointMismatchError
 from jejax.train.run import Run
 from jejax.types import PyTree
+
+
+class BadInputError(DataError):
+  """A captions file or audio folder given on the command line cannot be used."""
+  hint = "fix that input and run the command again; nothing was computed or written"
+
+
+class NotAMultimodalRunError(errors.JejaxError, ValueError):
+  """--workdir is not a run of a multimodal method (or not a jejax run)."""
+  hint = "give --workdir the workdir of a clip, siglip or imagebind run"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,8 +116,8 @@ class Embedder:
   def audio(self, waveforms: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """(N, T) float32 16 kHz waveforms and (N,) lengths of their sound -> (N, D)."""
     if self.method.model.audio_tower is None:
-      raise ValueError(f"a {self.method.name} run has no audio tower; use a binding run "
-                       "(imagebind)")
+      raise NotAMultimodalRunError(f"a {self.method.name} run has no audio tower; use a "
+                                   "binding run (imagebind)")
     return self._batched(self._audio, np.asarray(waveforms, np.float32),
                          np.asarray(lengths, np.int32))
 
@@ -117,17 +127,17 @@ def read_config(workdir: str | os.PathLike, config_path: str | os.PathLike | Non
   """The validated config of the run in `workdir` (or `config_path`), for one device.
 
   Raises:
-    FileNotFoundError: no config.
-    ValueError: the run is not a multimodal one, or the config is invalid.
+    NotAMultimodalRunError: no config, or the run is not a multimodal one.
+    ConfigError: the config is invalid.
   """
   path = Path(config_path or Path(workdir) / "config.json")
   if not path.is_file():
-    raise FileNotFoundError(f"{path}: no config.json; is {workdir} a jejax run?")
+    raise NotAMultimodalRunError(f"{path}: no config.json; is {workdir} a jejax run?")
   c = config_lib.load(path)
   c.num_devices = 1  # embedding runs on one device, whatever the run trained on
   if not issubclass(METHODS.get(c.method).value, TowerMethod):
-    raise ValueError(f"{workdir} is a {c.method} run; embedding audio or captions needs a "
-                     "clip, siglip or imagebind run")
+    raise NotAMultimodalRunError(f"{workdir} is a {c.method} run; embedding audio or "
+                                 "captions needs a clip, siglip or imagebind run")
   return config_lib.validate(c)
 
 
@@ -153,27 +163,27 @@ def read_captions(path: str | os.PathLike, context_length: int, max_length: int
   max_length) tokens and mask.
 
   Raises:
-    DataError: naming the file and line of an empty caption or of one longer than the
+    BadInputError: naming the file and line of an empty caption or of one longer than the
       `context_length` tokens the text tower reads, or a file with no captions.
   """
   path = Path(path)
   if not path.is_file():
-    raise DataError(f"{path}: no such captions file")
+    raise BadInputError(f"{path}: no such captions file")
   try:
     lines = path.read_text(encoding="utf-8").splitlines()
   except UnicodeDecodeError as e:
-    raise DataError(f"{path}: not a UTF-8 text file ({e})") from e
+    raise BadInputError(f"{path}: not a UTF-8 text file ({e})") from e
   captions = [line.strip() for line in lines]
   for number, caption in enumerate(captions, start=1):
     if not caption:
-      raise DataError(f"{path}, line {number}: empty caption")
+      raise BadInputError(f"{path}, line {number}: empty caption")
     size = len(caption.encode("utf-8")) + 2  # begin and end
     if size > min(context_length, max_length):
-      raise DataError(f"{path}, line {number}: caption of {size} tokens with begin and "
+      raise BadInputError(f"{path}, line {number}: caption of {size} tokens with begin and "
                       f"end, more than the {min(context_length, max_length)} the text "
                       f"tower reads: {caption[:60]!r}")
   if not captions:
-    raise DataError(f"{path}: no captions (one per line)")
+    raise BadInputError(f"{path}: no captions (one per line)")
   tokens, mask = tokenizer.encode(captions, max_length)
   return captions, tokens, mask
 
@@ -185,16 +195,16 @@ def read_audio_dir(folder: str | os.PathLike, num_samples: int
   that is not audio, or the folder if it holds no `.wav` file."""
   folder = Path(folder)
   if not folder.is_dir():
-    raise DataError(f"{folder}: no such folder")
+    raise BadInputError(f"{folder}: no such folder")
   paths = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".wav")
   if not paths:
-    raise DataError(f"{folder}: no .wav files")
+    raise BadInputError(f"{folder}: no .wav files")
   waveforms = np.zeros((len(paths), num_samples), np.float32)
   lengths = np.zeros(len(paths), np.int32)
   for i, path in enumerate(paths):
     waveform = data.load_audio(path)  # CorruptDataError names the file
     if len(waveform) == 0:
-      raise DataError(f"{path}: no samples")
+      raise BadInputError(f"{path}: no samples")
     lengths[i] = min(len(waveform), num_samples)
     waveforms[i, :lengths[i]] = waveform[:num_samples]
   return paths, waveforms, lengths
@@ -249,23 +259,22 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--top", type=int, default=5, help="neighbours shown by --retrieve")
   parser.add_argument("--out", help="write the inputs' embeddings to this .npz")
   args = parser.parse_args(argv)
+  if args.out is not None and not args.out.endswith(".npz"):
+    parser.error(f"--out {args.out}: give a .npz file name")
   try:
     return _run(args)
-  except (DataError, CheckpointMismatchError, FileNotFoundError, ValueError) as error:
-    print(f"error: {error}", file=sys.stderr)
-    return 1
+  except errors.JejaxError as error:
+    errors.exit_with(error)
 
 
 def _run(args: argparse.Namespace) -> int:
-  if args.out is not None and not args.out.endswith(".npz"):
-    raise ValueError(f"--out {args.out}: give a .npz file name")
   c = read_config(args.workdir, args.config)
   build = BUILDS[c.data.multimodal_build]
   # Read and check every input before the run is built.
   if args.audio_dir is not None:
     if c.method != "imagebind":
-      raise ValueError(f"{args.workdir} is a {c.method} run, without an audio tower; "
-                       "--audio-dir needs a binding (imagebind) run")
+      raise NotAMultimodalRunError(f"{args.workdir} is a {c.method} run, without an audio "
+                                   "tower; --audio-dir needs a binding (imagebind) run")
     paths, waveforms, lengths = read_audio_dir(args.audio_dir, build.clip_samples)
     names = [p.name for p in paths]
   else:
@@ -279,7 +288,7 @@ def _run(args: argparse.Namespace) -> int:
   print(f"{c.method} run {args.workdir}, checkpoint step {step}: {len(names)} "
         f"{'audio files' if args.audio_dir else 'captions'}")
   if args.retrieve:
-    test = data.load_multimodal("test", "text_speech", config=build, progress=False)
+    test = data.load_multimodal("test", "text", config=build, progress=False)
     print(_retrieval_table(args, embedder, test, names, queries))
   else:
     classes = multimodal.prompt_classes(embedder, data.load_class_prompts(config=build,

@@ -50,6 +50,7 @@ def _set(c, field, value):
     ("dino.center_momentum", -0.1),
     ("dino.freeze_last_layer_epochs", -1.0),
     ("augment.num_small_crops", -1),
+    ("data.workers", -1),
 ])
 def test_bad_value_raises_naming_the_field(field, value):
   # A method's block is checked when that method trains: its experiment config.

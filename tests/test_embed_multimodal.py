@@ -107,9 +107,19 @@ def test_bad_input_is_refused_naming_it_and_nothing_is_written(runs, tmp_path, c
     named = ("captions.txt, line 2: empty caption" if case == "empty_caption"
              else "captions.txt, line 1: caption of 62 tokens")
   out = tmp_path / "out.npz"
-  assert embed_multimodal.main(["--workdir", str(workdir), *args, "--out", str(out)]) == 1
-  assert named in capsys.readouterr().err
+  refused(["--workdir", str(workdir), *args, "--out", str(out)], named, capsys)
   assert not out.exists()
+
+
+def refused(argv, named, capsys):
+  """The command exits with status 2, printing one error line that names the input and a
+  hint, no traceback."""
+  with pytest.raises(SystemExit) as exit_info:
+    embed_multimodal.main(argv)
+  assert exit_info.value.code == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: ") and named in err.splitlines()[0], err
+  assert "hint: " in err and "Traceback" not in err
 
 
 def test_another_model_or_method_is_refused(runs, tmp_path, capsys):
@@ -120,8 +130,6 @@ def test_another_model_or_method_is_refused(runs, tmp_path, capsys):
   other = json.loads((workdir / "config.json").read_text())
   other["model"]["text"]["width"] = 32
   (tmp_path / "other.json").write_text(json.dumps(other))
-  assert embed_multimodal.main(["--workdir", str(workdir), "--config", str(tmp_path / "other.json"),
-                                "--captions", str(captions)]) == 1
-  assert "does not match the config" in capsys.readouterr().err
-  assert embed_multimodal.main(["--workdir", str(simclr), "--captions", str(captions)]) == 1
-  assert "is a simclr run" in capsys.readouterr().err
+  refused(["--workdir", str(workdir), "--config", str(tmp_path / "other.json"),
+           "--captions", str(captions)], "does not match the config", capsys)
+  refused(["--workdir", str(simclr), "--captions", str(captions)], "is a simclr run", capsys)

@@ -1,16 +1,20 @@
 """Datasets and the host -> device input pipeline.
 
 Sources (`get_source`, `ArraySource`, `TfdsSource`, `load_fashion_mnist`) give random
-access to uint8 images and int32 labels; `CorruptedSource` serves a split with one
-ImageNet-C corruption (`corrupt`, `CORRUPTIONS`) applied to every image; the pipeline
-(`train_batches`, `eval_batches`, `prefetch_to_device`) turns indices into global batches
-sharded over the mesh.
+access to uint8 images and int32 labels; `EncodedSource` decodes JPEG (or PNG, ...)
+images from array_record files written by `write_encoded_images`; `CorruptedSource`
+serves a split with one ImageNet-C corruption (`corrupt`, `CORRUPTIONS`) applied to
+every image; the pipeline (`train_batches`, `eval_batches`, `prefetch_to_device`) turns
+indices into global batches sharded over the mesh, and decodes in worker processes
+with `train_batches(..., workers=N)`.
 
 Multimodal: `load_multimodal` gives Fashion-MNIST (image, caption) and (image, speech)
 pairs made offline (modules `captions`, `tokenizer`, `speech`, `multimodal`);
 `get_source('fashion_mnist_captions' | 'fashion_mnist_binding', ...)` serves them as
 training sources (`paired`); `TfdsCaptionSource` and `TfdsAudioSource` read coco_captions, spoken_digit, ... from
 TFDS in the same layout; `load_audio` reads a WAV file as 16 kHz mono (`audio_io`).
+`load_qa` gives questions about the images, answered from their class and attributes
+(`qa`).
 """
 
 from jejax.data.errors import (
@@ -39,6 +43,7 @@ from jejax.data.pipeline import (
     to_global_array,
     train_batches,
 )
+from jejax.data.encoded import EncodedSource, write_encoded_images
 from jejax.data.audio_io import load_audio
 from jejax.data.multimodal import (
     MultimodalConfig,
@@ -47,6 +52,7 @@ from jejax.data.multimodal import (
     load_multimodal,
 )
 from jejax.data.paired import PAIRED_DATASETS, BindingSource, paired_source, spoken_captions
+from jejax.data.qa import QASource, load_qa, qa_sources
 from jejax.data.tfds_multimodal import TfdsAudioSource, TfdsCaptionSource
 
 __all__ = [
@@ -57,12 +63,14 @@ __all__ = [
     "CorruptedSource",
     "DataError",
     "DataNotFoundError",
+    "EncodedSource",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIRS",
     "ImageShapeError",
     "MultimodalConfig",
     "MultimodalSource",
     "PAIRED_DATASETS",
+    "QASource",
     "Source",
     "TfdsAudioSource",
     "TfdsCaptionSource",
@@ -78,13 +86,16 @@ __all__ = [
     "load_class_prompts",
     "load_fashion_mnist",
     "load_multimodal",
+    "load_qa",
     "paired_source",
     "prefetch_to_device",
     "process_rows",
+    "qa_sources",
     "read_idx",
     "spoken_captions",
     "steps_per_epoch",
     "to_global_array",
     "train_batches",
     "validate_image_shape",
+    "write_encoded_images",
 ]

@@ -31,16 +31,19 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import itertools
 import queue
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import grain
 import jax
 import numpy as np
+from absl import flags
 from jax.sharding import Sharding
 
 from jejax.data.sources import Batch, Source
@@ -98,22 +101,86 @@ def process_rows(sharding: Sharding, global_batch_size: int) -> np.ndarray:
   return np.unique(np.concatenate([positions[index[0]] for index in index_map.values()]))
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class _StepBatch:
+  """Global step -> its host batch: `source`'s examples at this process's `rows` of
+  `batch_indices(...)`. A picklable callable, so that worker processes can run it."""
+
+  source: Source
+  global_batch_size: int
+  seed: int
+  shuffle: bool
+  rows: np.ndarray | None
+
+  def __call__(self, step: int) -> Batch:
+    indices = batch_indices(len(self.source), self.global_batch_size, self.seed, step,
+                            self.shuffle)
+    return self.source.get_batch(indices if self.rows is None else indices[self.rows])
+
+
+# grain 0.2.18 reads this absl flag through `.value` whenever jax is imported, which
+# raises in a program that never parsed absl flags (grain issue 1355, fixed after 0.2.18).
+_GRAIN_PROFILING_FLAG = "grain_enable_multiprocess_worker_profiling"
+
+
+def _batches_in_workers(batch_of_step: _StepBatch, steps: range, workers: int
+                        ) -> Iterator[Batch]:
+  """`map(batch_of_step, steps)`, computed in `workers` processes (grain's
+  `mp_prefetch`): worker i makes the batches of steps i, i + workers, ..., one at a time
+  with one more ready in its buffer, and they are yielded in step order. Closing this
+  generator (or dropping it) stops the workers.
+
+  With 2 or more workers grain hands the arrays over in shared memory (as
+  `SharedMemoryArray`s, freed when the last reference goes); they are copied out into
+  plain arrays, a memcpy per batch, so that a batch is the same type as with
+  `workers=0` and no shared memory outlives the step (nor the interpreter)."""
+  if not flags.FLAGS.is_parsed() and _GRAIN_PROFILING_FLAG in flags.FLAGS:
+    # Lets the flag be read with its default (False), as grain does for its own flags.
+    flags.FLAGS[_GRAIN_PROFILING_FLAG].present = True
+  dataset = (grain.MapDataset.range(steps.start, steps.stop).map(batch_of_step)
+             # No reader threads inside a worker: one batch at a time each, so N workers
+             # decode on N cores and hold at most 2N batches.
+             .to_iter_dataset(grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
+             .mp_prefetch(grain.MultiprocessingOptions(num_workers=workers,
+                                                       per_worker_buffer_size=1)))
+  iterator = iter(dataset)
+  try:
+    for batch in iterator:
+      yield {key: np.array(value) for key, value in batch.items()}
+  finally:
+    iterator.close()
+
+
 def train_batches(source: Source, global_batch_size: int, *, seed: int,
                   start_step: int = 0, num_steps: int | None = None,
-                  shuffle: bool = True, rows: np.ndarray | None = None
-                  ) -> Iterator[Batch]:
+                  shuffle: bool = True, rows: np.ndarray | None = None,
+                  workers: int = 0) -> Iterator[Batch]:
   """Training batches for steps start_step, start_step + 1, ...: the global batch, or
   this process's `rows` of it.
 
   Yields `source.get_batch(batch_indices(...)[rows])`: image (k, h, w, c) uint8, label
   (k,) int32, with k = len(rows), or global_batch_size when `rows` is None. Infinite when
   `num_steps` is None.
+
+  `workers` = 0 runs `get_batch` (reading, decoding, resizing) in the calling thread;
+  N > 0 runs it in N worker processes, whole batches each, prefetched ahead (see
+  `_batches_in_workers`), for sources whose decoding is the bottleneck (`EncodedSource`,
+  a `TfdsSource` of encoded images). The batches are the same, since each is a function
+  of its step alone; the source must pickle, and the processes start at the first
+  `next` (seconds: each imports jax and jejax). An error of `get_batch` in a worker
+  (`CorruptDataError` naming the record, ...) is raised at the step whose batch it was.
+
+  Raises:
+    ValueError: at the call, for workers < 0 or a batch larger than the split.
   """
-  steps = itertools.count(start_step) if num_steps is None else range(
-      start_step, start_step + num_steps)
-  for step in steps:
-    indices = batch_indices(len(source), global_batch_size, seed, step, shuffle)
-    yield source.get_batch(indices if rows is None else indices[rows])
+  if workers < 0:
+    raise ValueError(f"workers must be >= 0, got {workers}")
+  steps_per_epoch(len(source), global_batch_size)  # fails here, not inside a worker
+  batch_of_step = _StepBatch(source, global_batch_size, seed, shuffle, rows)
+  steps = range(start_step, sys.maxsize if num_steps is None else start_step + num_steps)
+  if workers == 0:
+    return map(batch_of_step, steps)
+  return _batches_in_workers(batch_of_step, steps, workers)
 
 
 def _pad_to(x: np.ndarray, size: int) -> np.ndarray:
@@ -188,10 +255,11 @@ def prefetch_to_device(iterator: Iterable[dict[str, np.ndarray]], sharding: Shar
   An exception raised by `iterator` (or by the placement) is re-raised by this generator
   at the point the consumer would have received that batch. The generator ends after the
   last batch of a finite `iterator`. When the consumer stops early (break, exception,
-  `close()`), the producer thread notices within 0.1 s and exits, and the generator waits
-  for it: a thread still placing a batch while the interpreter shuts down aborted the
-  process (seen on a GPU host, jaxlib 0.11). It is a daemon thread, so a generator never
-  closed does not keep the interpreter alive.
+  `close()`), the producer thread notices within 0.1 s, closes `iterator` (when it has a
+  `close`) and exits, and the generator waits for it: a thread still placing a batch
+  while the interpreter shuts down aborted the process (seen on a GPU host, jaxlib
+  0.11). It is a daemon thread, so a generator never closed does not keep the
+  interpreter alive.
   """
   if size < 1:
     raise ValueError(f"prefetch size must be at least 1, got {size}")
@@ -216,6 +284,11 @@ def prefetch_to_device(iterator: Iterable[dict[str, np.ndarray]], sharding: Shar
     except BaseException as e:  # pylint: disable=broad-except
       put(_Failure(e))
       return
+    finally:
+      # Stops what `iterator` runs (the worker processes of `train_batches(workers=N)`)
+      # now rather than whenever it is garbage-collected.
+      if hasattr(iterator, "close"):
+        iterator.close()
     put(_END)
 
   thread = threading.Thread(target=produce, name="prefetch_to_device", daemon=True)

@@ -95,7 +95,7 @@ class ArraySource:
     return {"image": self.images[indices], "label": self.labels[indices]}
 
 
-def _resize_and_center_crop(image: np.ndarray, size: int) -> np.ndarray:
+def resize_and_center_crop(image: np.ndarray, size: int) -> np.ndarray:
   """Scales the shorter side of (h, w, c) uint8 `image` to `size` (bilinear), then crops
   the centre square: -> (size, size, c). Keeps the aspect ratio, as evaluation
   pipelines for ImageNet-style datasets do."""
@@ -208,7 +208,7 @@ class TfdsSource:
       image = image[..., None]
     size = self.image_size
     if size is not None and image.shape[:2] != (size, size):
-      image = _resize_and_center_crop(image, size)
+      image = resize_and_center_crop(image, size)
     return image
 
   def get_batch(self, indices: np.ndarray) -> Batch:

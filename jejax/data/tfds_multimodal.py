@@ -29,7 +29,7 @@ import tensorflow_datasets as tfds
 from jejax.data import tokenizer
 from jejax.data.audio_io import SAMPLE_RATE, mix_down, resample
 from jejax.data.errors import DataError, DataNotFoundError
-from jejax.data.sources import _open_tfds, _resize_and_center_crop
+from jejax.data.sources import _open_tfds, resize_and_center_crop
 
 
 def _open(name: str, split: str, data_dir: str | None):
@@ -90,7 +90,7 @@ class TfdsCaptionSource:
     for i in indices:  # one at a time: mock_data's source has no batched access
       example = self._data_source[int(i)]
       image = np.asarray(example["image"], np.uint8)
-      images.append(_resize_and_center_crop(image, self.image_size))
+      images.append(resize_and_center_crop(image, self.image_size))
       options = example["captions"]["text"]
       if len(options) == 0:
         raise DataError(f"{self.name}: example {int(i)} has no captions")

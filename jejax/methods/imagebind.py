@@ -106,16 +106,20 @@ class ImageBind(TowerMethod):
             "speech_text_mask": batch["speech_text_mask"]}
 
   def embed(self, model, inputs):
-    def stop(group, x):  # no gradient computed for what the optimizer leaves alone
-      return jax.lax.stop_gradient(x) if group in self.frozen else x
+    def stop(groups, x):
+      # No gradient computed for what the optimizer leaves alone: an output is cut off
+      # when every group it depends on is frozen (a frozen projection over a trainable
+      # tower still passes the tower its gradient).
+      return jax.lax.stop_gradient(x) if set(groups) <= set(self.frozen) else x
 
     def images(x):
       features = model.image_features(x, train="image_tower" not in self.frozen)
-      return stop("image_projection", model.image_projection(stop("image_tower", features)))
+      features = stop(["image_tower"], features)
+      return stop(["image_tower", "image_projection"], model.image_projection(features))
 
     def texts(tokens, mask):
-      features = stop("text_tower", model.text_tower(tokens, mask).astype(jnp.float32))
-      return stop("text_projection", model.text_projection(features))
+      features = stop(["text_tower"], model.text_tower(tokens, mask).astype(jnp.float32))
+      return stop(["text_tower", "text_projection"], model.text_projection(features))
 
     b = inputs["audio"].shape[0]
     pair = self.trains_image_text  # then one call per tower: both pairs' inputs together

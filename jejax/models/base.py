@@ -12,6 +12,9 @@ features:
 transformer, the audio ViT), registered the same way with their blocks
 `config.model.<name>`, and built alike from the block and the compute dtype. The image
 tower of those methods is the backbone.
+
+`FUSIONS` holds the fusion modules (`jejax.models.fusion`), which combine several
+modalities' tokens into one feature; built alike from their block and the dtype.
 """
 
 from typing import Any
@@ -22,6 +25,7 @@ from jejax.registry import Registry
 
 BACKBONES = Registry("backbone", "jejax.models")
 TOWERS = Registry("tower", "jejax.models")
+FUSIONS = Registry("fusion", "jejax.models")
 
 # Compute dtypes of `model.dtype`. float16 is left out: its 5-bit exponent needs loss
 # scaling, which bfloat16 (float32's exponent range) does not.

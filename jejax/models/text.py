@@ -53,17 +53,25 @@ class TextTransformer(nn.Module):
   pool: str = "end"
   dtype: Any = jnp.float32
 
-  @nn.compact
-  def __call__(self, tokens: jax.Array, mask: jax.Array) -> jax.Array:
+  def setup(self):
     if self.pool not in POOLS:
       raise ValueError(f"pool={self.pool!r}: one of {POOLS}")
+    self.token_embed = nn.Embed(self.vocab_size, self.width,
+                                embedding_init=nn.initializers.normal(0.02))
+    self.encoder = Transformer(self.depth, self.num_heads, self.mlp_ratio * self.width,
+                               dtype=self.dtype)
+
+  def encode(self, tokens: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The token level (what a fusion module reads): (B, L) tokens and mask -> outputs
+    (B, L', width) in `dtype` and their mask (B, L'), L' = min(L, context_length)."""
     tokens, mask = tokens[:, :self.context_length], mask[:, :self.context_length]
     length = tokens.shape[1]
-    x = nn.Embed(self.vocab_size, self.width, embedding_init=nn.initializers.normal(0.02),
-                 name="token_embed")(tokens)  # (B, L, width)
+    x = self.token_embed(tokens)  # (B, L, width)
     x = (x + sincos_1d(self.width, np.arange(length)).astype(np.float32)).astype(self.dtype)
-    x = Transformer(self.depth, self.num_heads, self.mlp_ratio * self.width, dtype=self.dtype,
-                    name="encoder")(x, mask)
+    return self.encoder(x, mask), mask
+
+  def __call__(self, tokens: jax.Array, mask: jax.Array) -> jax.Array:
+    x, mask = self.encode(tokens, mask)
     if self.pool == "mean":
       return masked_mean(x, mask).astype(jnp.float32)
     end = jnp.sum(mask, axis=1) - 1  # (B,) index of the end token

@@ -78,6 +78,9 @@ def _check_same_config(c: ml_collections.ConfigDict, path: Path) -> None:
   # the device layout, since a checkpoint is restored onto any layout.
   free = {"eval", "checkpoint", "log_every_steps", "progress_bar", "num_devices",
           "distributed", "skip_nonfinite", "shard_state"}
+  for config in (saved, current):
+    # How many processes decode the data does not change a batch.
+    config.get("data", {}).pop("workers", None)
   changed = sorted(k for k in set(saved) | set(current)
                    if k not in free and saved.get(k) != current.get(k))
   if changed:
@@ -161,7 +164,8 @@ def _train(run: Run, stop_at_step: int | None) -> tuple[Run, Any, list[dict]]:
   batches = data.prefetch_to_device(
       data.train_batches(run.train_source, c.batch_size, seed=c.seed, start_step=start,
                          num_steps=end - start,
-                         rows=data.process_rows(sharding, c.batch_size)),
+                         rows=data.process_rows(sharding, c.batch_size),
+                         workers=c.data.workers),
       sharding, global_batch_size=c.batch_size)
   progress = tqdm(total=end, initial=start, desc=f"{c.method} train", unit="step",
                   disable=not (c.progress_bar and main), dynamic_ncols=True,
@@ -232,6 +236,7 @@ def _train(run: Run, stop_at_step: int | None) -> tuple[Run, Any, list[dict]]:
     raise
   finally:
     progress.close()
+    batches.close()  # stops the decoding workers, if any
   checkpointer.save(state, int(state.step), force=True)
   checkpointer.wait_until_finished()
   return run, state, records

@@ -26,7 +26,9 @@ import ml_collections
 import numpy as np
 
 from jejax.methods.views import backbone_from_config
-from jejax.train.checkpoint import Checkpointer, CheckpointMismatchError
+from jejax.train import optim
+from jejax.train.checkpoint import (Checkpointer, CheckpointMismatchError,
+                                    CheckpointNotFoundError)
 from jejax.train.state import TrainState
 from jejax.types import PyTree, path_name
 
@@ -37,8 +39,8 @@ def checkpoint_folder(path: str | os.PathLike) -> Path:
   path = Path(path).absolute()
   folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
   if not folder.is_dir() or not any(p.name.isdigit() for p in folder.iterdir()):
-    raise FileNotFoundError(f"config.model.pretrained={str(path)!r}: no checkpoint there "
-                            "(a run's workdir or its checkpoints/ folder)")
+    raise CheckpointNotFoundError(f"config.model.pretrained={str(path)!r}: no checkpoint "
+                                  "there (a run's workdir or its checkpoints/ folder)")
   return folder
 
 
@@ -91,7 +93,7 @@ def _replace(tree: PyTree, path: tuple[str, ...], value: PyTree) -> PyTree:
 
 def _same_paths(ours: PyTree, saved: PyTree) -> tuple[PyTree, set[str]]:
   """`ours` with every leaf that `saved` has at the same path with the same shape and
-  dtype replaced by saved's, and the top-level keys of those leaves."""
+  dtype replaced by saved's, and the paths of those leaves."""
   theirs = {path_name(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(saved)}
   taken = set()
 
@@ -100,7 +102,7 @@ def _same_paths(ours: PyTree, saved: PyTree) -> tuple[PyTree, set[str]]:
     match = theirs.get(name)
     if match is None or _signature({"": match}) != _signature({"": leaf}):
       return leaf
-    taken.add(name.split("/")[0])
+    taken.add(name)
     return match
 
   return jax.tree_util.tree_map_with_path(take, ours), taken
@@ -144,5 +146,26 @@ def with_pretrained(state: TrainState, c: ml_collections.ConfigDict,
   params = _replace(params, ours[0], _get(saved["params"], theirs[0]))
   if "batch_stats" in variables:
     batch_stats = _replace(batch_stats, ours[0], _get(saved["batch_stats"], theirs[0]))
-  groups = sorted(taken | {"/".join(ours[0]) or "(all params)"})
+  backbone = "/".join(ours[0])
+  groups = sorted({name.split("/")[0] for name in taken} | {backbone or "(all params)"})
+  taken |= {name for name in _signature(params)
+            if not backbone or name.startswith(backbone + "/")}
+  _check_frozen_taken(params, taken, c.optim.frozen, where)
   return state.replace(params=params, batch_stats=batch_stats), groups
+
+
+def _check_frozen_taken(params: PyTree, taken: set[str], frozen: tuple[str, ...],
+                        where: str) -> None:
+  """Refuses a run whose frozen params (`optim.frozen`) did not all come from the
+  checkpoint: a frozen array left at its random initialisation never trains, and the run
+  would look like one that failed to learn (a text tower of another width, say)."""
+  labels = optim.frozen_labels(params, frozen)
+  missing = sorted(path_name(path) for path, label in
+                   jax.tree_util.tree_leaves_with_path(labels)
+                   if label == "frozen" and path_name(path) not in taken)
+  if missing:
+    shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
+    raise CheckpointMismatchError(
+        f"{where}: {len(missing)} frozen arrays (optim.frozen={list(frozen)}) are not in it "
+        f"with this run's shapes: {shown}. Pretrain with the same towers and widths, or "
+        "leave those groups out of optim.frozen")

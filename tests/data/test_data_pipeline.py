@@ -131,5 +131,30 @@ def test_prefetch_thread_stops_when_the_consumer_does(sharding):
   assert len(_prefetch_threads()) == before
 
 
+def test_train_batches_checks_its_arguments_before_any_worker_starts():
+  # Raised at the call (a worker process would start only at the first `next`).
+  with pytest.raises(ValueError, match="larger than the 4 examples"):
+    train_batches(indexed_source(4), 8, seed=0, workers=2)
+  with pytest.raises(ValueError, match="workers must be >= 0"):
+    train_batches(indexed_source(16), 8, seed=0, workers=-1)
+
+
+def test_prefetch_closes_its_iterator_when_the_consumer_stops(sharding):
+  # What stops the decoding workers of train_batches(workers=N) when training stops.
+  closed = []
+
+  def batches():
+    try:
+      yield from train_batches(indexed_source(16), 8, seed=0)
+    finally:
+      closed.append(True)
+
+  device = prefetch_to_device(batches(), sharding)
+  next(device)
+  assert not closed  # a negative control: the producer is still running ahead
+  device.close()  # returns once the producer thread has exited
+  assert closed == [True]
+
+
 def test_host_pipeline_throughput():
   assert host_pipeline_throughput(indexed_source(100), 10, num_steps=5) > 0

@@ -93,10 +93,10 @@ def test_tfds_source_rejects_non_classification_dataset():
 def test_resize_and_center_crop_keeps_the_centre():
   image = np.zeros((20, 40, 3), np.uint8)
   image[:, 10:30] = 255  # the central 20x20 square
-  out = sources._resize_and_center_crop(image, 10)
+  out = sources.resize_and_center_crop(image, 10)
   assert out.shape == (10, 10, 3)
   assert (out[:, 1:-1] == 255).all()  # the edges blend with the bilinear kernel
-  gray = sources._resize_and_center_crop(np.full((9, 6, 1), 7, np.uint8), 4)
+  gray = sources.resize_and_center_crop(np.full((9, 6, 1), 7, np.uint8), 4)
   np.testing.assert_array_equal(gray, np.full((4, 4, 1), 7))
 
 

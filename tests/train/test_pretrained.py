@@ -39,17 +39,19 @@ EXAMPLE = {"image": IMAGE, "label": np.zeros(2, np.int32), "text": np.ones((2, 7
            "audio": np.zeros((2, 48000), np.float32), "audio_length": np.full(2, 48000, np.int32)}
 
 
-def tower_state(tiny_config, method, pretrained_path=None, key=0):
+def tower_state(tiny_config, method, pretrained_path=None, key=0, text_width=16):
   c = tiny_config(method)
-  c.model.text.width, c.model.text.depth, c.model.text.num_heads = 16, 1, 2
+  c.model.text.width, c.model.text.depth, c.model.text.num_heads = text_width, 1, 2
   c.model.audio.size = "nano"
   c.model.pretrained = None if pretrained_path is None else str(pretrained_path)
   built = build.build_method(c, Setup(10, 5, EXAMPLE))
   return c, jax.device_get(_init(built, jax.random.key(key), EXAMPLE))
 
 
-def binding_state(tiny_config, pretrained_path):
-  return tower_state(tiny_config, "imagebind", pretrained_path)
+def binding_state(tiny_config, pretrained_path, frozen=("^image_tower/",)):
+  c, state = tower_state(tiny_config, "imagebind", pretrained_path)
+  c.optim.frozen = frozen  # the config's (all four groups) needs a CLIP run
+  return c, state
 
 
 def test_the_backbone_is_found_and_grafted(tiny_config, tmp_path):
@@ -81,13 +83,35 @@ def test_no_checkpoint_is_refused_naming_the_path(tiny_config, tmp_path):
     pretrained.with_pretrained(state, c, (28, 28, 1))
 
 
-def test_a_clip_run_gives_its_towers_projections_and_scale(tiny_config, tmp_path):
-  _, clip = tower_state(tiny_config, "clip", key=5)
+ALL_FROZEN = ("^image_tower/", "^image_projection/", "^text_tower/", "^text_projection/")
+
+
+def save_clip_run(tiny_config, path, text_width=16):
+  _, clip = tower_state(tiny_config, "clip", key=5, text_width=text_width)
   clip = clip.replace(params=jax.tree.map(lambda p: p + 0.5, clip.params))
-  checkpointer = Checkpointer(tmp_path / "checkpoints", every_steps=1, keep=1)
+  checkpointer = Checkpointer(path / "checkpoints", every_steps=1, keep=1)
   checkpointer.save(clip, 3, force=True)
   checkpointer.wait_until_finished()
-  c, state = binding_state(tiny_config, tmp_path)
+  return clip
+
+
+def test_frozen_arrays_missing_from_the_checkpoint_are_refused(tiny_config, tmp_path):
+  # A CLIP run with a wider text tower: its text tower cannot be taken. Left trainable,
+  # that is fine (the binding run trains its own); frozen, it would stay random for good.
+  save_clip_run(tiny_config, tmp_path, text_width=32)
+  c, state = binding_state(tiny_config, tmp_path, frozen=())
+  _, taken = pretrained.with_pretrained(state, c, (28, 28, 1))
+  assert "text_tower" not in taken and "image_tower" in taken
+  c.optim.frozen = ("^image_tower/", "^text_tower/")
+  with pytest.raises(CheckpointMismatchError, match=r"frozen arrays .* text_tower/"):
+    pretrained.with_pretrained(state, c, (28, 28, 1))
+  c.optim.frozen = ("^image_tower/",)  # all of it came from the checkpoint
+  pretrained.with_pretrained(state, c, (28, 28, 1))
+
+
+def test_a_clip_run_gives_its_towers_projections_and_scale(tiny_config, tmp_path):
+  clip = save_clip_run(tiny_config, tmp_path)
+  c, state = binding_state(tiny_config, tmp_path, frozen=ALL_FROZEN)
   grafted, taken = pretrained.with_pretrained(state, c, (28, 28, 1))
   assert taken == ["image_projection", "image_tower", "logit_scale", "text_projection",
                    "text_tower"]

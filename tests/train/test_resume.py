@@ -84,5 +84,6 @@ def test_resuming_with_other_training_settings_is_refused(tmp_path, tiny_config)
     loop.train(c, tmp_path)
   c.num_steps = 2 * N
   c.eval.knn_k = 5  # evaluation settings may change
+  c.data.workers = 1  # and the processes decoding the batches, which stay the same
   _, state, _ = loop.train(c, tmp_path, stop_at_step=2)
   assert int(state.step) == 2
