@@ -49,6 +49,7 @@ from jejax.eval.linear_probe import linear_probe  # noqa: E402
 from jejax.train.run import Run  # noqa: E402
 
 RUNS = {"decur": [], "clip": ["--config.model.embed_dim=512"]}
+PROBE_LEARNING_RATE = 1e-2  # base_config's eval.probe_learning_rate
 
 
 def train(method: str, workdir: Path, epochs: float, flags: list[str]) -> None:
@@ -93,14 +94,14 @@ def embeddings(workdir: Path, split: str, count: int, batch_size: int = 500
 
 def probe_row(train_x, test_x, train_y, test_y, epochs) -> list[float]:
   """Test accuracies: the class, then each attribute where the caption is silent on it."""
-  row = [linear_probe(train_x, train_y["label"], test_x, test_y["label"],
-                      num_classes=10, epochs=epochs)["test_accuracy"]]
+  row = [linear_probe(train_x, train_y["label"], test_x, test_y["label"], num_classes=10,
+                      epochs=epochs, learning_rate=PROBE_LEARNING_RATE)["test_accuracy"]]
   for a, name in enumerate(captions.ATTRIBUTES):
     tr, te = ~train_y["mentions"][:, a], ~test_y["mentions"][:, a]
     row.append(linear_probe(train_x[tr], train_y["attributes"][tr, a], test_x[te],
                             test_y["attributes"][te, a],
                             num_classes=len(captions.ATTRIBUTE_LEVELS[name]),
-                            epochs=epochs)["test_accuracy"])
+                            epochs=epochs, learning_rate=PROBE_LEARNING_RATE)["test_accuracy"])
   return row
 
 
