@@ -15,7 +15,7 @@ A caption names its image's class and two of its five measured attributes
 (`jejax.data.captions`); the other three are nowhere in the text. Each run is trained by
 `jejax.main` with its `experiments/configs/<method>.py` (CLIP's joint space widened to
 DeCUR's 512 dimensions) for `--epochs`; then linear probes (`jejax.eval.linear_probe`,
-on standardised features) are fitted on the train captions' embeddings and scored on the
+on standardised features, learning rate 1e-2) are fitted on the train captions' embeddings and scored on the
 test split for
   - the class;
   - each attribute, on the examples whose caption does not mention it (its levels are
