@@ -1,4 +1,5 @@
-"""On-device image augmentation: per-image ops and view recipes.
+"""On-device augmentation: per-image ops and view recipes, and the second views of text
+and speech (`sequences`: token deletion, time masking).
 
 Everything here is pure JAX that runs inside the jitted train step, one PRNG key per
 image, vmapped over the batch. The host only decodes and batches uint8.
@@ -32,6 +33,7 @@ from jejax.augment.ops import (
     solarize,
     solarize_from_uniforms,
 )
+from jejax.augment.sequences import delete_tokens, time_mask
 from jejax.augment.views import (
     ViewConfig,
     augment_batch,
@@ -58,6 +60,7 @@ __all__ = [
     "color_jitter_from_uniforms",
     "crop_and_resize",
     "crop_box_from_uniforms",
+    "delete_tokens",
     "gaussian_blur",
     "gaussian_blur_from_uniforms",
     "gaussian_noise",
@@ -76,4 +79,5 @@ __all__ = [
     "simclr_views",
     "solarize",
     "solarize_from_uniforms",
+    "time_mask",
 ]

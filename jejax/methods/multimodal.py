@@ -53,6 +53,18 @@ def spectrogram_inputs(waveforms: jax.Array, lengths: jax.Array) -> dict[str, ja
   return {"audio": log_mel, "audio_valid": audio.valid_frames(lengths, log_mel.shape[1])}
 
 
+def require_batch_keys(c: ml_collections.ConfigDict, method: str, wanted: tuple[str, ...],
+                       example_batch: dict[str, Any]) -> None:
+  """Raises ValueError naming the data set when its batches lack a key `method` reads."""
+  missing = [k for k in wanted if k not in example_batch]
+  if missing:
+    raise ValueError(
+        f"{method} trains on batches with {list(wanted)}; the batches of "
+        f"config.data.name={c.data.name!r} lack {missing} (they hold "
+        f"{sorted(example_batch)}); use 'fashion_mnist_captions' or "
+        "'fashion_mnist_binding', or pass a source with those keys")
+
+
 def broadcast_scalars(scalars: dict[str, jax.Array], batch_size: int) -> dict[str, jax.Array]:
   """Each () scalar as (B,) copies: outputs are batch-leading (module docstring)."""
   return {name: jnp.broadcast_to(value, (batch_size,)) for name, value in scalars.items()}
@@ -90,14 +102,7 @@ class TowerMethod(Method):
   @classmethod
   def from_config(cls, c, setup):
     block = config_block(c, cls.name)
-    wanted = cls.batch_keys(block)
-    missing = [k for k in wanted if k not in setup.example_batch]
-    if missing:
-      raise ValueError(
-          f"{cls.name} trains on batches with {list(wanted)}; the batches of "
-          f"config.data.name={c.data.name!r} lack {missing} (they hold "
-          f"{sorted(setup.example_batch)}); use 'fashion_mnist_captions' or "
-          "'fashion_mnist_binding', or pass a source with those keys")
+    require_batch_keys(c, cls.name, cls.batch_keys(block), setup.example_batch)
     model = MultimodalModel(image_tower=backbone_from_config(c),
                             text_tower=tower_from_config(c, "text"),
                             embed_dim=c.model.embed_dim, **cls.model_arguments(c, block))

@@ -8,6 +8,7 @@ import pytest
 from jejax import parallel
 from jejax.data import to_global_array
 from jejax.methods import METHODS, Setup
+from jejax.methods.decur import DeCUR
 from jejax.methods.multimodal import TowerMethod
 from jejax.train import build
 from jejax.train.step import init_state, make_step
@@ -59,10 +60,10 @@ def max_change(a, b) -> float:
              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-# The multimodal methods need text and audio in their batches; their 1-vs-8-device test
-# is tests/methods/test_multimodal_methods.py.
+# The multimodal methods need text and audio in their batches; their 1-vs-8-device tests
+# are tests/methods/test_multimodal_methods.py and test_decur.py.
 IMAGE_METHODS = [name for name in METHODS.names()
-                 if not issubclass(METHODS.get(name).value, TowerMethod)]
+                 if not issubclass(METHODS.get(name).value, (TowerMethod, DeCUR))]
 
 
 @pytest.mark.parametrize("method", IMAGE_METHODS)
