@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -59,6 +60,7 @@ class ImageBind(TowerMethod):
   audio_anchor: str = "image"
   frozen: tuple[str, ...] = ()
   learn_audio_temperature: bool = False
+  handles_frozen: ClassVar[bool] = True
 
   @classmethod
   def validate(cls, c):

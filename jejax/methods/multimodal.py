@@ -18,7 +18,7 @@ device's block at a time, `jejax.losses.blockwise`; `chunk_size` rows per tile) 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -84,11 +84,18 @@ class TowerMethod(Method):
   chunk_size: int | None = None
   mesh: Mesh | None = None
   max_logit_scale: float = 100.0
+  # Whether the method runs frozen towers as such (inference mode, no gradient computed);
+  # a method that does not would let a frozen tower's BatchNorm statistics drift.
+  handles_frozen: ClassVar[bool] = False
 
   @classmethod
   def validate(cls, c):
     super().validate(c)
     b = c[cls.name]
+    if not cls.handles_frozen:
+      require(not c.optim.frozen, "optim.frozen", tuple(c.optim.frozen),
+              f"{cls.name} trains every tower; freezing pretrained towers is what the "
+              "binding method (imagebind) does")
     require(b.loss_impl in LOSS_IMPLS, f"{cls.name}.loss_impl", b.loss_impl,
             f"unknown loss implementation; known: {LOSS_IMPLS}")
     require(b.max_logit_scale >= 1, f"{cls.name}.max_logit_scale", b.max_logit_scale,

@@ -199,6 +199,15 @@ def test_binding_config_errors_name_the_field(tiny_config, field, value, message
 
 
 @pytest.mark.parametrize("method", ["clip", "siglip"])
+def test_clip_and_siglip_refuse_frozen_towers(tiny_config, method):
+  # They run every tower in training mode: a frozen one's BatchNorm statistics would drift.
+  c = small_config(tiny_config, method)
+  c.optim.frozen = ("^image_tower/",)
+  with pytest.raises(ConfigError, match=re.escape("config.optim.frozen=") + ".*imagebind"):
+    config_lib.validate(c)
+
+
+@pytest.mark.parametrize("method", ["clip", "siglip"])
 def test_ring_chunk_must_divide_a_device_rows(tiny_config, method):
   c = small_config(tiny_config, method)
   c[method].loss_impl, c[method].chunk_size = "ring", 3  # 16 pairs on 2 devices: 8 each
