@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this tree's jejax, whichever checkout the venv installed
 from jejax.data import load_fashion_mnist, qa, tokenizer  # noqa: E402
 from jejax.models import FUSIONS, TextTransformer, Tokens, vit_from_name  # noqa: E402
+from zoo import replace_between_markers  # noqa: E402
 
 README_MARKERS = ("<!-- fusion:start -->", "<!-- fusion:end -->")
 # row -> (fusion module, the modalities it sees)
@@ -194,14 +195,6 @@ def table(results: dict[str, dict], lookup: dict[str, float]) -> str:
   return "\n".join(lines)
 
 
-def replace_between_markers(text: str, block: str) -> str:
-  start, end = README_MARKERS
-  if start not in text or end not in text:
-    raise ValueError(f"README.md has no {start} ... {end} section to write the table into")
-  head, rest = text.split(start, 1)
-  return f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}"
-
-
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--rows", default=",".join(ROWS), help="from: " + ", ".join(ROWS))
@@ -249,7 +242,7 @@ def main() -> None:
   print(block)
   if not args.no_readme:
     readme = REPO / "README.md"
-    readme.write_text(replace_between_markers(readme.read_text(), block))
+    readme.write_text(replace_between_markers(readme.read_text(), block, README_MARKERS))
     print(f"table written into {readme}")
 
 
