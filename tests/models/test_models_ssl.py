@@ -4,8 +4,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from jejax.models import MLP, ConvNet, Prototypes, SSLModel
+from jejax.checks import ConfigError
+from jejax.models import BACKBONES, MLP, ConvNet, Prototypes, SSLModel
+from jejax.models.convnet import over_batch_chunks
 
 
 def _count(tree):
@@ -24,6 +27,46 @@ def test_convnet_shape_and_parameter_count():
   assert out.shape == (2, 16)
   # conv 3*3*1*8 = 72, BN 2*8 = 16, conv 3*3*8*16 = 1152, BN 2*16 = 32: 1272.
   assert _count(variables["params"]) == 1272
+
+
+def test_over_batch_chunks_puts_every_row_back_in_place():
+  x = jnp.arange(12 * 3, dtype=jnp.float32).reshape(12, 3)
+  seen = []
+
+  def per_row(chunk):
+    seen.append(chunk.shape[0])
+    return jnp.stack([chunk.sum(axis=1), chunk[:, 0]], axis=1)  # (b, 3) -> (b, 2)
+
+  expected = np.stack([np.asarray(x).sum(1), np.asarray(x)[:, 0]], axis=1)
+  for num_chunks in (1, 2, 3, 4, 6, 12):
+    seen.clear()
+    np.testing.assert_array_equal(over_batch_chunks(per_row, x, num_chunks), expected)
+    assert seen == [12 // num_chunks] * num_chunks
+
+
+def test_convnet_in_batch_chunks_matches_the_whole_batch():
+  """Chunked convolutions (the CPU default) give the whole-batch outputs, BatchNorm
+  statistics and gradients: BatchNorm still sees the whole batch."""
+  assert jax.default_backend() == "cpu"  # chunking is on only there
+  x = jnp.asarray(np.random.default_rng(0).random((12, 16, 16, 1), np.float32))
+  whole, chunked = ConvNet(widths=(8, 16)), ConvNet(widths=(8, 16), conv_chunk=4)
+  assert chunked._num_chunks(12) == 3 and chunked._num_chunks(10) == 2  # divisors only
+  variables = whole.init(jax.random.key(0), x, train=False)
+
+  def loss_and_stats(model, params):
+    out, mutated = model.apply({**variables, "params": params}, x, train=True,
+                               mutable=["batch_stats"])
+    return jnp.sum(out ** 2), (out, mutated["batch_stats"])
+
+  results = [jax.jit(jax.value_and_grad(lambda p, m=m: loss_and_stats(m, p), has_aux=True))(
+      variables["params"]) for m in (whole, chunked)]
+  (_, (out_w, stats_w)), grads_w = results[0]
+  (_, (out_c, stats_c)), grads_c = results[1]
+  np.testing.assert_allclose(out_c, out_w, rtol=1e-5, atol=1e-6)
+  for a, b in zip(jax.tree.leaves((stats_c, grads_c)), jax.tree.leaves((stats_w, grads_w))):
+    # float32 sums in another order: relative to each array's scale.
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(jnp.abs(b).max()))
+  assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads_w)) > 1e-3
 
 
 def test_mlp_parameter_counts():
@@ -131,3 +174,9 @@ def test_ssl_model_without_optional_heads():
       lambda x: model.init_with_output(jax.random.key(0), x, train=False), x)
   assert set(out) == {"features", "embedding"}
   assert set(variables["params"]) == {"backbone", "projector"}
+
+
+def test_a_negative_conv_chunk_is_a_config_error():
+  with pytest.raises(ConfigError, match="conv_chunk"):
+    BACKBONES.get("convnet").value({"widths": (8,), "convs_per_stage": 1, "conv_chunk": -1},
+                                   jnp.float32)
