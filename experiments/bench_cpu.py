@@ -1,6 +1,6 @@
 """The main job's train step on the CPU: jejax against PyTorch, same network, same data.
 
-  python experiments/bench_cpu.py [--rounds 7] [--steps 5] [--threads 2] [--profile DIR]
+  python experiments/bench_cpu.py [--rounds 7] [--steps 5] [--parts jejax,torch] [--profile DIR]
 
 The network of `make run` (experiments/configs/simclr.py): ConvNet (16, 32, 64, 256) with
 BatchNorm, MLP projector 256 -> 512 -> 128, NT-Xent at temperature 0.5, AdamW, a batch of
@@ -18,7 +18,7 @@ slow spell of the machine hits all of them; the table shows the median ms/step o
 rounds and torch's time over each jejax variant's (>= 1: jejax at least as fast).
 `--threads` sets PyTorch's intra-op threads (default: every core); XLA's CPU client
 sizes its thread pool from the machine's cores. `--profile DIR` also writes a jax profiler trace of a few jejax steps.
-Writes bench_results/bench_cpu.json.
+Writes bench_results/bench_cpu.json (`--out`, `--name`).
 """
 
 from __future__ import annotations
@@ -40,9 +40,12 @@ def parse_args() -> argparse.Namespace:
   parser.add_argument("--batch-size", type=int, default=256, help="images (2 views each)")
   parser.add_argument("--threads", type=int, default=os.cpu_count())
   parser.add_argument("--config", default=str(Path(__file__).parent / "configs/simclr.py"))
-  parser.add_argument("--no-torch", action="store_true", help="time jejax alone")
+  parser.add_argument("--parts", default="jejax,torch",
+                      help="what to time, in one process: jejax, torch or both (each "
+                           "alone shows what the other's idle threads cost it)")
   parser.add_argument("--profile", default=None, help="write a jax profiler trace here")
   parser.add_argument("--out", default="bench_results")
+  parser.add_argument("--name", default="bench_cpu", help="writes OUT/NAME.json")
   return parser.parse_args()
 
 
@@ -177,10 +180,11 @@ def main() -> None:
   args = parse_args()
   import jax
 
+  parts = args.parts.split(",")
   views_step, full_step, c = jejax_steps(args.config, args.batch_size)
-  steps = {"jejax views": views_step, "jejax full": full_step}
+  steps = {"jejax views": views_step, "jejax full": full_step} if "jejax" in parts else {}
   torch_version = None
-  if not args.no_torch:
+  if "torch" in parts:
     step = torch_step(c, args.batch_size, args.threads)
     if step is None:
       print("torch is not installed: timing jejax alone "
@@ -188,7 +192,7 @@ def main() -> None:
     else:
       steps["torch views"] = step
       torch_version = step.version
-  if args.profile:
+  if args.profile and "jejax" in parts:
     views_step(), full_step()
     Path(args.profile).mkdir(parents=True, exist_ok=True)
     jax.profiler.start_trace(args.profile)
@@ -213,7 +217,7 @@ def main() -> None:
           f"{ratio:>13}")
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  (out / "bench_cpu.json").write_text(json.dumps(results, indent=2) + "\n")
+  (out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
