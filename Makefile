@@ -9,7 +9,7 @@ CONFIG ?= experiments/configs/simclr.py
 WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
 ARGS ?=
 
-.PHONY: setup data multimodal run test bench bench-gpu bench-cpu-scaling clean
+.PHONY: setup data multimodal run test bench bench-gpu bench-cpu-scaling bench-cpu clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ bench-gpu: setup
 # Step time on 1, 2, 4, 8 fake CPU devices: sharding overhead, since they share the cores.
 bench-cpu-scaling: setup
 	$(PY) experiments/bench_gpu.py --parts cpu-scaling $(ARGS)
+
+# The main job's step in jejax and in PyTorch on the CPU (PyTorch timed when installed:
+# pip install torch --index-url https://download.pytorch.org/whl/cpu).
+bench-cpu: data
+	$(PY) experiments/bench_cpu.py $(ARGS)
 
 clean:
 	rm -rf runs bench_results .pytest_cache

@@ -102,6 +102,7 @@ def jejax_steps(config_path: str, batch_size: int):
     return optax.apply_updates(params, updates), batch_stats, opt_state, loss
 
   carry = (params, batch_stats, opt_state)
+  num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
 
   def views_step():
     nonlocal carry
@@ -109,7 +110,7 @@ def jejax_steps(config_path: str, batch_size: int):
     carry = tuple(new)
     jax.block_until_ready(loss)
 
-  return views_step, full_step, c
+  return views_step, full_step, c, num_params
 
 
 # --- PyTorch ------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def torch_step(c, batch_size: int, threads: int):
   torch.manual_seed(0)
 
   layers, in_ch = [], 1
-  widths = c.model.convnet.widths if "convnet" in c.model else (16, 32, 64, 256)
+  widths = c.model.convnet.widths
   for stage, width in enumerate(widths):
     layers += [nn.Conv2d(in_ch, width, 3, stride=2 if stage else 1, padding=1, bias=False),
                nn.BatchNorm2d(width, momentum=0.1), nn.ReLU(inplace=True)]
@@ -153,6 +154,7 @@ def torch_step(c, batch_size: int, threads: int):
     return loss.item()
 
   step.version = torch.__version__
+  step.num_params = sum(p.numel() for p in net.parameters())
   return step
 
 
@@ -181,7 +183,7 @@ def main() -> None:
   import jax
 
   parts = args.parts.split(",")
-  views_step, full_step, c = jejax_steps(args.config, args.batch_size)
+  views_step, full_step, c, num_params = jejax_steps(args.config, args.batch_size)
   steps = {"jejax views": views_step, "jejax full": full_step} if "jejax" in parts else {}
   torch_version = None
   if "torch" in parts:
@@ -190,6 +192,10 @@ def main() -> None:
       print("torch is not installed: timing jejax alone "
             "(pip install torch --index-url https://download.pytorch.org/whl/cpu)")
     else:
+      # The same network: the same parameters, layer for layer.
+      if step.num_params != num_params:
+        raise SystemExit(f"torch's network has {step.num_params} parameters, jejax's "
+                         f"{num_params}: they are not the same network")
       steps["torch views"] = step
       torch_version = step.version
   if args.profile and "jejax" in parts:
