@@ -37,10 +37,13 @@ def _matches(path: tuple, patterns: Sequence[str]) -> bool:
 
 
 def decay_mask(params: PyTree, no_weight_decay: Sequence[str] = NO_WEIGHT_DECAY) -> PyTree:
-  """True where weight decay applies: parameters of 2+ dimensions whose path matches none
-  of `no_weight_decay`."""
+  """True where weight decay applies: parameters of 2+ dimensions, not named 'bias',
+  whose path matches none of `no_weight_decay`. The name test is needed too: Flax's
+  attention keeps its query, key and value biases as (heads, head_dim) arrays, which
+  the papers' codes (I-JEPA's, MAE's: no decay for any bias) exempt."""
   return jax.tree_util.tree_map_with_path(
-      lambda path, p: p.ndim > 1 and not _matches(path, no_weight_decay), params)
+      lambda path, p: (p.ndim > 1 and not path_name(path).endswith("bias")
+                       and not _matches(path, no_weight_decay)), params)
 
 
 def frozen_labels(params: PyTree, frozen: Sequence[str]) -> PyTree:

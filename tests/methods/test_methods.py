@@ -11,9 +11,11 @@ from jejax.data import to_global_array
 from jejax.methods import BYOL, DINO, MoCoV2, Setup, SwAV, cosine_ema_momentum, ema
 from jejax.methods.dino import teacher_temperature_at
 from jejax.methods.moco import push_to_queue
+from jejax.models.vit import vit_from_name
 from jejax.train import build, optim
 from jejax.train.state import TrainState
 from jejax.train.step import init_state, make_step
+from jejax.types import path_name
 
 # The state transforms and losses below need no network.
 NO_MODEL = {"model": None, "views": ()}
@@ -114,6 +116,21 @@ def test_decay_mask_excludes_biases_and_norm_parameters():
   mask = optim.decay_mask(params)
   assert mask == {"Conv_0": {"kernel": True}, "Dense_0": {"bias": False},
                   "BatchNorm_0": {"scale": False, "bias": False}}
+
+
+
+def test_decay_mask_excludes_attention_biases_of_two_dimensions():
+  """Flax's attention stores the query/key/value biases as (heads, head_dim)."""
+  model = vit_from_name("micro/4")
+  params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"]
+  mask = optim.decay_mask(params)
+  decayed = {path_name(p): m for p, m in jax.tree_util.tree_leaves_with_path(mask)}
+  two_dim_biases = [n for n, leaf in
+                    ((path_name(p), l) for p, l in jax.tree_util.tree_leaves_with_path(params))
+                    if n.endswith("bias") and leaf.ndim == 2]
+  assert two_dim_biases  # the case exists: query, key and value of every block
+  assert not any(decayed[n] for n in two_dim_biases)
+  assert decayed["encoder/block_0/MultiHeadDotProductAttention_0/query/kernel"]
 
 
 def test_unknown_optimizer_is_refused():

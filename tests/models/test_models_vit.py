@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jejax.models import ViT, sincos_2d, vit_from_name
+from jejax.checks import ConfigError
+from jejax.models import BACKBONES, ViT, sincos_2d, vit_from_name
 from jejax.models.jepa import IJEPAModel, Predictor
 from jejax.models.mae import Decoder, MAEModel
 
@@ -310,3 +311,21 @@ def test_mae_restore_puts_tokens_back_in_grid_order():
   embedding = np.split(np.asarray(out["embedding"]), 3)
   np.testing.assert_allclose(embedding[1], embedding[0], rtol=1e-4, atol=1e-5)
   assert np.abs(wrong - base).max() > 1e-3
+
+
+def test_pixel_statistics_standardise_the_input_before_the_patch_embedding():
+  images = jnp.asarray(np.random.default_rng(0).random((2, 8, 8, 1), np.float32))
+  plain = ViT(**TINY)
+  standardising = ViT(**TINY, pixel_mean=(0.3,), pixel_std=(0.4,))
+  variables = plain.init(jax.random.key(0), images)  # the same parameters for both
+  by_hand = plain.apply(variables, (images - 0.3) / 0.4)
+  np.testing.assert_allclose(standardising.apply(variables, images), by_hand,
+                             rtol=1e-5, atol=1e-6)
+  assert not np.allclose(plain.apply(variables, images), by_hand, atol=1e-3)
+
+
+def test_a_non_positive_pixel_std_is_a_config_error():
+  with pytest.raises(ConfigError, match="pixel_std"):
+    BACKBONES.get("vit").value({"size": "micro", "patch_size": 4, "class_token": False,
+                                "pool": "mean", "pixel_mean": (0.3,), "pixel_std": (0.0,)},
+                               jnp.float32)
