@@ -84,6 +84,10 @@ class ImageBind(TowerMethod):
     return (*super().batch_keys(block), "audio", "audio_length", *anchor)
 
   @classmethod
+  def modalities(cls, c):
+    return ("image", "text", "audio")
+
+  @classmethod
   def model_arguments(cls, c, block):
     return {"logit_scale_init": float(np.log(1.0 / block["temperature_init"])),
             "audio_tower": tower_from_config(c, "audio"),
