@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from jejax import config as config_lib
+from jejax import losses
 from jejax.checks import ConfigError
 from jejax.methods import Setup
 from jejax.train import build
@@ -69,6 +70,22 @@ def test_binding_logit_scales_learn_as_configured(tiny_config, learn):
   assert abs(float(result.grads["logit_scale"])) > 1e-5  # text: learnt, as CLIP's
   assert (abs(float(result.grads["audio_logit_scale"])) > 1e-5) == learn  # ImageBind: fixed
   assert float(result.metrics["audio_logit_scale"]) == pytest.approx(20.0)
+
+
+def test_binding_without_image_text_is_clip_on_the_speech_pairs(tiny_config):
+  c = small_config(tiny_config, "imagebind", image_text=False, learn_audio_temperature=True)
+  method, state, inputs, result = _grads(c)
+  outputs, _ = jax.jit(method.forward)(state.params, state.batch_stats, inputs)
+  want = losses.clip_loss(outputs["audio_anchor"], outputs["audio"], temperature=1 / 20)
+  np.testing.assert_allclose(result.loss, want, rtol=1e-5)
+  assert "loss_image_text" not in result.metrics and "image" not in outputs
+  # The text tower is left alone; the image tower and the audio scale learn.
+  moved = lambda group: any(np.any(g) for g in jax.tree.leaves(result.grads[group]))  # noqa: E731
+  assert not any(moved(group) for group in ("text_tower", "text_projection", "logit_scale"))
+  assert moved("image_tower") and moved("audio_logit_scale")
+  # Negative control: with the pair, the loss is another.
+  _, _, _, paired = _grads(small_config(tiny_config, "imagebind"))
+  assert abs(float(paired.loss) - float(result.loss)) > 1e-2
 
 
 def test_logit_scale_is_clamped_after_the_update(tiny_config):
