@@ -68,7 +68,7 @@ from jejax.data.paired import BUILDS  # noqa: E402
 from jejax.embed_multimodal import load_run  # noqa: E402
 from jejax.eval.linear_probe import linear_probe  # noqa: E402
 
-# Per second modality: each run's config file and flags, and the data's pairs.
+# Per second modality: each run's config file and flags.
 RUNS = {
     "text": {"decur": ("decur", []), "clip": ("clip", ["--config.model.embed_dim=512"])},
     "audio": {
@@ -124,9 +124,9 @@ def embeddings(workdir: Path, other: str, split: str, count: int, batch_size: in
   run, embedder, _ = load_run(workdir)
   source = data.load_multimodal(split, PAIRS[other], progress=False,
                                 config=BUILDS[run.config.data.multimodal_build])
-  parts = {}
-  for start in range(0, min(count, len(source)), batch_size):
-    batch = source.get_batch(np.arange(start, min(start + batch_size, count, len(source))))
+  count, parts = min(count, len(source)), {}
+  for start in range(0, count, batch_size):
+    batch = source.get_batch(np.arange(start, min(start + batch_size, count)))
     embedded = {"image": embedder.images(batch["image"]),
                 other: (embedder.texts(batch["text"], batch["text_mask"]) if other == "text"
                         else embedder.audio(batch["audio"], batch["audio_length"]))}
