@@ -6,18 +6,28 @@ retrieve their nearest test examples, as a table.
   python -m jejax.embed_multimodal --workdir runs/multimodal/clip \
       --captions captions.txt --retrieve [--top 5] [--out embeddings.npz]
 
-The run is a CLIP, SigLIP or binding run (its `config.json` and latest checkpoint, refused
-if the checkpoint is of another model). Inputs:
+The run is a CLIP, SigLIP, binding or DeCUR run (its `config.json` and latest checkpoint,
+refused if the checkpoint is of another model). Inputs:
 
 - `--audio-dir`: every `.wav` file in the folder (sorted), read as 16 kHz mono
   (`jejax.data.load_audio`: other rates resampled, channels averaged), cut or
-  zero-padded to the 3 s the audio tower was trained on. Needs a run with an audio tower.
-- `--captions`: a text file, one caption per line, byte-tokenized.
+  zero-padded to the 3 s the audio tower was trained on. Needs a run with an audio tower
+  (binding, or DeCUR on images and speech).
+- `--captions`: a text file, one caption per line, byte-tokenized. Needs a text tower.
 
 `--zero-shot` (the default) prints each input's class among the data set's classes, by
 CLIP's prompt ensemble (`jejax.eval.multimodal`) over the text prompts, with its cosine
-and the runner-up. `--retrieve` prints the `--top` nearest test examples of the other
-modality: test captions for audio, test images (by index and class) for captions.
+and the runner-up; it needs a text tower for the prompts. `--retrieve` prints the `--top`
+nearest test examples of the other modality: test captions for audio (test images for a
+run without a text tower), test images (by index and class) for captions.
+
+A DeCUR run's space is not its raw embeddings: its loss aligns only the first K (common)
+dimensions across modalities, and only after each modality's dimensions are standardised
+over the batch (its cross-correlation is of batch-normalised embeddings), while the unique
+dimensions are driven to be uncorrelated across modalities and a per-modality offset or
+scale costs nothing. So its cosines are of the common dimensions standardised with each
+modality's mean and deviation over the first `STATISTICS_EXAMPLES` train pairs of its
+data (`common_space`), as BatchNorm's running statistics stand in for a batch's.
 
 Every input is read and checked before anything is computed or written: a file that is
 not audio, an empty caption, or a caption longer than the text tower reads stops the
@@ -50,6 +60,7 @@ from jejax.embed import restore_checkpoint
 from jejax.eval import multimodal
 from jejax.eval.distances import cosine_similarity
 from jejax.methods import METHODS
+from jejax.methods.decur import DeCUR
 from jejax.methods.multimodal import TowerMethod, images_to_float, spectrogram_inputs
 from jejax.train.run import Run
 from jejax.types import PyTree
@@ -61,8 +72,14 @@ class BadInputError(DataError):
 
 
 class NotAMultimodalRunError(errors.JejaxError, ValueError):
-  """--workdir is not a run of a multimodal method (or not a jejax run)."""
-  hint = "give --workdir the workdir of a clip, siglip or imagebind run"
+  """--workdir is not a run of a multimodal method (or not a jejax run), or its model has
+  no tower for what is asked."""
+  hint = "give --workdir the workdir of a clip, siglip, imagebind or decur run"
+
+
+MULTIMODAL_METHODS = (TowerMethod, DeCUR)
+# Train pairs whose embeddings give a DeCUR run's standardisation (`common_space`).
+STATISTICS_EXAMPLES = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,12 +88,16 @@ class Embedder:
   `batch_size` (the last one zero-padded, so each modality compiles once).
 
   Attributes:
-    method: the run's method (its `model` is a `MultimodalModel`).
+    method: the run's method (its `model` is a `MultimodalModel` or a `DecurModel`).
     variables: {'params': ..., 'batch_stats': ...} of the trained state.
+    standardise: None, or DeCUR's common space: modality -> (mean, deviation), each
+      (K,), and every embedding is its first K dimensions, standardised so
+      (`common_space`).
   """
-  method: TowerMethod
+  method: TowerMethod | DeCUR
   variables: PyTree
   batch_size: int = 500
+  standardise: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
 
   @functools.cached_property
   def _image(self) -> Callable:
@@ -95,6 +116,17 @@ class Embedder:
                                      method="embed_audio")
     return jax.jit(embed)
 
+  def _tower(self, modality: str) -> None:
+    """Raises NotAMultimodalRunError if the model has no tower for `modality`."""
+    if getattr(self.method.model, f"{modality}_tower") is None:
+      raise NotAMultimodalRunError(f"this {self.method.name} run has no {modality} tower")
+
+  def _space(self, modality: str, z: np.ndarray) -> np.ndarray:
+    if self.standardise is None:
+      return z
+    mean, deviation = self.standardise[modality]
+    return (z[:, :len(mean)] - mean) / deviation
+
   def _batched(self, fn: Callable, *arrays: np.ndarray) -> np.ndarray:
     n = len(arrays[0])
     out = []
@@ -106,20 +138,39 @@ class Embedder:
     return np.concatenate(out)
 
   def images(self, images: np.ndarray) -> np.ndarray:
-    """(N, H, W, C) uint8 -> (N, D) float32 embeddings."""
-    return self._batched(self._image, np.asarray(images, np.uint8))
+    """(N, H, W, C) uint8 -> (N, D) float32 embeddings ((N, K) in a common space)."""
+    return self._space("image", self._batched(self._image, np.asarray(images, np.uint8)))
 
   def texts(self, tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(N, L) int32 tokens and bool mask -> (N, D)."""
-    return self._batched(self._text, np.asarray(tokens, np.int32), np.asarray(mask, bool))
+    """(N, L) int32 tokens and bool mask -> (N, D) ((N, K) in a common space)."""
+    self._tower("text")
+    return self._space("text", self._batched(self._text, np.asarray(tokens, np.int32),
+                                             np.asarray(mask, bool)))
 
   def audio(self, waveforms: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """(N, T) float32 16 kHz waveforms and (N,) lengths of their sound -> (N, D)."""
-    if self.method.model.audio_tower is None:
-      raise NotAMultimodalRunError(f"a {self.method.name} run has no audio tower; use a "
-                                   "binding run (imagebind)")
-    return self._batched(self._audio, np.asarray(waveforms, np.float32),
-                         np.asarray(lengths, np.int32))
+    """(N, T) float32 16 kHz waveforms and (N,) lengths of their sound -> (N, D) ((N, K)
+    in a common space)."""
+    self._tower("audio")
+    return self._space("audio", self._batched(self._audio, np.asarray(waveforms, np.float32),
+                                              np.asarray(lengths, np.int32)))
+
+
+def common_space(embedder: Embedder, build: MultimodalConfig,
+                 count: int = STATISTICS_EXAMPLES, eps: float = 1e-5) -> Embedder:
+  """A DeCUR run's embedder in its common space (module docstring): the mean and
+  deviation (sqrt(var + eps), as the loss's standardisation) of each modality's first K
+  dimensions over the first `count` train pairs of the run's modalities in `build`."""
+  method = embedder.method
+  pairs = {"text": "text", "audio": "speech"}[method.other]
+  source = data.load_multimodal("train", pairs, config=build, progress=False)
+  batch = source.get_batch(np.arange(min(count, len(source))))
+  other = (embedder.texts(batch["text"], batch["text_mask"]) if method.other == "text"
+           else embedder.audio(batch["audio"], batch["audio_length"]))
+  k = method.common_dim
+  statistics = {name: (z[:, :k].mean(0), np.sqrt(z[:, :k].var(0) + eps))
+                for name, z in (("image", embedder.images(batch["image"])),
+                                (method.other, other))}
+  return dataclasses.replace(embedder, standardise=statistics)
 
 
 def read_config(workdir: str | os.PathLike, config_path: str | os.PathLike | None = None
@@ -135,9 +186,9 @@ def read_config(workdir: str | os.PathLike, config_path: str | os.PathLike | Non
     raise NotAMultimodalRunError(f"{path}: no config.json; is {workdir} a jejax run?")
   c = config_lib.load(path)
   c.num_devices = 1  # embedding runs on one device, whatever the run trained on
-  if not issubclass(METHODS.get(c.method).value, TowerMethod):
+  if not issubclass(METHODS.get(c.method).value, MULTIMODAL_METHODS):
     raise NotAMultimodalRunError(f"{workdir} is a {c.method} run; embedding audio or "
-                                 "captions needs a clip, siglip or imagebind run")
+                                 "captions needs a clip, siglip, imagebind or decur run")
   return config_lib.validate(c)
 
 
@@ -247,7 +298,8 @@ _cosines = jax.jit(cosine_similarity)
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--workdir", required=True, help="a clip, siglip or imagebind run")
+  parser.add_argument("--workdir", required=True,
+                      help="a clip, siglip, imagebind or decur run")
   parser.add_argument("--config", help="config file or config.json; default: the run's")
   inputs = parser.add_mutually_exclusive_group(required=True)
   inputs.add_argument("--audio-dir", help="a folder of .wav files")
@@ -270,17 +322,26 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
   c = read_config(args.workdir, args.config)
   build = BUILDS[c.data.multimodal_build]
+  modalities = METHODS.get(c.method).value.modalities(c)
   # Read and check every input before the run is built.
+  needs = "audio" if args.audio_dir is not None else "text"
+  if needs not in modalities:
+    option = "--audio-dir" if needs == "audio" else "--captions"
+    raise NotAMultimodalRunError(f"{args.workdir} is a {c.method} run of "
+                                 f"{', '.join(modalities)}: no {needs} tower for {option}")
+  if not args.retrieve and "text" not in modalities:
+    raise NotAMultimodalRunError(f"{args.workdir} is a {c.method} run of "
+                                 f"{', '.join(modalities)}: no text tower to embed the "
+                                 "class prompts of --zero-shot; use --retrieve")
   if args.audio_dir is not None:
-    if c.method != "imagebind":
-      raise NotAMultimodalRunError(f"{args.workdir} is a {c.method} run, without an audio "
-                                   "tower; --audio-dir needs a binding (imagebind) run")
     paths, waveforms, lengths = read_audio_dir(args.audio_dir, build.clip_samples)
     names = [p.name for p in paths]
   else:
     names, tokens, mask = read_captions(args.captions, c.model.text.context_length,
                                         build.text_length)
   run, embedder, step = load_run(args.workdir, c)
+  if isinstance(run.method, DeCUR):
+    embedder = common_space(embedder, build)
   if args.audio_dir is not None:
     queries = embedder.audio(waveforms, lengths)
   else:
@@ -288,7 +349,8 @@ def _run(args: argparse.Namespace) -> int:
   print(f"{c.method} run {args.workdir}, checkpoint step {step}: {len(names)} "
         f"{'audio files' if args.audio_dir else 'captions'}")
   if args.retrieve:
-    test = data.load_multimodal("test", "text", config=build, progress=False)
+    test = data.load_multimodal("test", "text" if "text" in modalities else "speech",
+                                config=build, progress=False)
     print(_retrieval_table(args, embedder, test, names, queries))
   else:
     classes = multimodal.prompt_classes(embedder, data.load_class_prompts(config=build,
@@ -304,10 +366,10 @@ def _run(args: argparse.Namespace) -> int:
 def _retrieval_table(args: argparse.Namespace, embedder: Embedder,
                      test: data.MultimodalSource, names: list[str], queries: np.ndarray
                      ) -> str:
-  """The `--top` nearest test captions (for audio) or test images (for captions)."""
+  """The `--top` nearest test captions (for audio, if `test` has them) or test images."""
   batch = test.get_batch(np.arange(len(test)))
   labels = class_names()
-  if args.audio_dir is not None:
+  if args.audio_dir is not None and "text" in batch:
     gallery = embedder.texts(batch["text"], batch["text_mask"])
     describe = tokenizer.decode(batch["text"])
   else:

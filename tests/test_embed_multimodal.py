@@ -1,7 +1,10 @@
 """The embed_multimodal command on a tiny binding run (trained a step by the main loop
 from a SimCLR backbone, frozen): zero-shot and retrieval tables for audio files and
 captions; audio at another rate and channel count embeds as its 16 kHz mono original;
-bad input is refused naming it, with nothing written."""
+bad input is refused naming it, with nothing written. On tiny DeCUR runs (image-text and
+image-speech, a step each): the space compared is the one DeCUR's loss aligns (the
+common block of its cross-correlation), what a run has a tower for works, and what it
+has none for is refused saying so."""
 
 import json
 import wave
@@ -12,11 +15,13 @@ import optax
 import pytest
 from scipy import signal
 
-from jejax import data, embed_multimodal
+from jejax import data, embed_multimodal, losses
+from jejax.data.paired import BUILDS
 from jejax.methods import Setup
 from jejax.train import build, loop
 from jejax.train.checkpoint import Checkpointer
 from jejax.train.step import init_state
+from tests.methods.multimodal_steps import tiny_multimodal_config
 
 
 def write_wav(path, samples: np.ndarray, rate: int) -> None:
@@ -133,3 +138,72 @@ def test_another_model_or_method_is_refused(runs, tmp_path, capsys):
   refused(["--workdir", str(workdir), "--config", str(tmp_path / "other.json"),
            "--captions", str(captions)], "does not match the config", capsys)
   refused(["--workdir", str(simclr), "--captions", str(captions)], "is a simclr run", capsys)
+
+
+@pytest.fixture(scope="module")
+def decur_runs(tmp_path_factory, tiny_config):
+  """{'text': workdir, 'audio': workdir} of DeCUR runs on images and captions, and on
+  images and speech, trained a step each."""
+  root = tmp_path_factory.mktemp("decur")
+  workdirs = {}
+  for other, name in (("text", "fashion_mnist_captions"), ("audio", "fashion_mnist_binding")):
+    c = tiny_multimodal_config(tiny_config, "decur")
+    c.data.name, c.decur.modalities, c.num_steps = name, ("image", other), 1
+    loop.train(c, root / other)
+    workdirs[other] = root / other
+  return workdirs
+
+
+@pytest.mark.parametrize("other", ["text", "audio"])
+def test_decur_space_is_the_common_block_its_loss_aligns(decur_runs, other):
+  # Over the statistics' own pairs, the mean product of the two modalities' common-space
+  # embeddings is the common block of the loss's cross-correlation of the raw ones.
+  run, raw, _ = embed_multimodal.load_run(decur_runs[other])
+  build = BUILDS["tiny"]
+  space = embed_multimodal.common_space(raw, build, count=64)
+  pairs = data.load_multimodal("train", {"text": "text", "audio": "speech"}[other],
+                               config=build, progress=False).get_batch(np.arange(64))
+  embed = lambda e: (e.images(pairs["image"]),  # noqa: E731
+                     e.texts(pairs["text"], pairs["text_mask"]) if other == "text"
+                     else e.audio(pairs["audio"], pairs["audio_length"]))
+  (image, second), (raw_image, raw_second) = embed(space), embed(raw)
+  k = run.method.common_dim
+  assert image.shape == second.shape == (64, k) and raw_image.shape[1] == 16 > k
+  want = losses.cross_correlation(raw_image, raw_second)[:k, :k]
+  np.testing.assert_allclose(image.T @ second / 64, want, atol=1e-4)
+  # The raw embeddings' cosines are not those of the space (offsets, unique dimensions).
+  assert not np.allclose(image.T @ second / 64, raw_image[:, :k].T @ raw_second[:, :k] / 64,
+                         atol=1e-2)
+
+
+def test_decur_image_text_run_classifies_and_retrieves_captions(decur_runs, tmp_path, capsys):
+  captions = tmp_path / "captions.txt"
+  captions.write_text("a photo of a dark small sandal\nthis coat is wide and patterned\n")
+  workdir = str(decur_runs["text"])
+  assert embed_multimodal.main(["--workdir", workdir, "--captions", str(captions)]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[1].split()[:2] == ["input", "class"] and len(lines) == 5
+  assert embed_multimodal.main(["--workdir", workdir, "--captions", str(captions),
+                                "--retrieve", "--top", "3"]) == 0
+  assert capsys.readouterr().out.count("test image") == 6
+  (tmp_path / "clips").mkdir()
+  refused(["--workdir", workdir, "--audio-dir", str(tmp_path / "clips")],
+          "run of image, text: no audio tower for --audio-dir", capsys)
+
+
+def test_decur_image_speech_run_retrieves_images_for_audio(decur_runs, tmp_path, capsys):
+  test = data.load_multimodal("test", "speech", config=data.multimodal.TINY, progress=False)
+  clips = test.get_batch(np.arange(2))
+  audio = tmp_path / "audio"
+  audio.mkdir()
+  for i in range(2):
+    write_wav(audio / f"{i}.wav", clips["audio"][i, :clips["audio_length"][i]], 16000)
+  workdir = str(decur_runs["audio"])
+  assert embed_multimodal.main(["--workdir", workdir, "--audio-dir", str(audio),
+                                "--retrieve", "--top", "3"]) == 0
+  assert capsys.readouterr().out.count("test image") == 6
+  refused(["--workdir", workdir, "--audio-dir", str(audio)],
+          "no text tower to embed the class prompts of --zero-shot; use --retrieve", capsys)
+  (tmp_path / "captions.txt").write_text("a dress\n")
+  refused(["--workdir", workdir, "--captions", str(tmp_path / "captions.txt"), "--retrieve"],
+          "run of image, audio: no text tower for --captions", capsys)

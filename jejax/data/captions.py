@@ -66,7 +66,7 @@ CLASS_NAMES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shi
                "sneaker", "bag", "ankle boot")
 
 # {x} and {y}: the words of the two attributes a caption mentions, in a random order;
-# {cls}: the class name. "a" before a vowel becomes "an" after formatting (`_articles`).
+# {cls}: the class name. "a" before a vowel becomes "an" after formatting (`a_or_an`).
 CAPTION_TEMPLATES = (
     "a photo of a {x} {y} {cls}",
     "a {x} {y} {cls}",
@@ -96,7 +96,7 @@ ZERO_SHOT_TEMPLATES = (
 _SPLIT_SEEDS = {"train": 0, "test": 1}
 
 
-def _articles(text: str) -> str:
+def a_or_an(text: str) -> str:
   """'a' -> 'an' before a vowel ("an asymmetric coat", "an ankle boot"). Every word that
   can follow an article here is spelled as it sounds (no "a uniform")."""
   return re.sub(r"\ba (?=[aeiou])", "an ", text)
@@ -258,7 +258,7 @@ def make_captions(labels: np.ndarray, levels: np.ndarray, *, seed: int,
   for i in range(n):
     x, y = (ATTRIBUTE_WORDS[ATTRIBUTES[a]][levels[i, a]] for a in named[i])
     text = CAPTION_TEMPLATES[template[i]].format(x=x, y=y, cls=CLASS_NAMES[labels[i]])
-    captions.append(_articles(text))
+    captions.append(a_or_an(text))
   return Captions(captions, template, mentions)
 
 
@@ -286,4 +286,4 @@ def caption_describes(labels: np.ndarray, levels: np.ndarray, mentions: np.ndarr
 def class_prompts(templates: tuple[str, ...] = ZERO_SHOT_TEMPLATES) -> list[list[str]]:
   """Zero-shot prompts: [class][template] strings, e.g. 'a photo of an ankle boot.'
   An embedding of a class is the normalised mean of its prompts' embeddings (CLIP)."""
-  return [[_articles(t.format(name)) for t in templates] for name in CLASS_NAMES]
+  return [[a_or_an(t.format(name)) for t in templates] for name in CLASS_NAMES]

@@ -47,7 +47,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jejax.data import tokenizer
-from jejax.data.captions import (ATTRIBUTE_WORDS, ATTRIBUTES, CLASS_NAMES, _articles,
+from jejax.data.captions import (ATTRIBUTE_WORDS, ATTRIBUTES, CLASS_NAMES, a_or_an,
                                  attribute_levels, fit_thresholds, measure_attributes)
 from jejax.data.fashion_mnist import load_fashion_mnist
 
@@ -83,7 +83,7 @@ def _question(kind: int, template: int, attribute: int, asked: int) -> str:
     words = ATTRIBUTE_WORDS[ATTRIBUTES[attribute]]
     return text.format(options=_options(words), attribute=ATTRIBUTES[attribute])
   if name == "is_class":
-    return _articles(text.format(cls=CLASS_NAMES[asked]))
+    return a_or_an(text.format(cls=CLASS_NAMES[asked]))
   if name == "is_level":
     return text.format(word=ATTRIBUTE_WORDS[ATTRIBUTES[attribute]][asked])
   return text

@@ -100,6 +100,11 @@ class DeCUR(Method):
                text_deletion=block["text_deletion"],
                time_mask_frames=block["time_mask_frames"])
 
+  @classmethod
+  def modalities(cls, c) -> tuple[str, ...]:
+    """The modalities the model of config `c` embeds (as `TowerMethod.modalities`)."""
+    return tuple(c.decur.modalities)
+
   def init_args(self, batch):
     inputs = self.prepare(jax.random.key(0), batch)
     first = lambda name: inputs[name][0] if name in inputs else None  # noqa: E731

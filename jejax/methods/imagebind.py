@@ -20,6 +20,11 @@ postprocessor) unless `learn_audio_temperature`.
 
 `audio_anchor='text'` is the control the paper's claim is measured against: the same
 run with each clip bound to the caption it speaks (`speech_text`) instead of to its image.
+
+`image_text=False` leaves the image-text pair out of the loss with every tower trainable:
+CLIP on the (image, speech) pairs alone (with `learn_audio_temperature` its scale is
+learnt, as CLIP's), the one image-audio CLIP jejax has (`experiments/decur_unique.py`
+compares DeCUR on image-speech with it). The text tower is then initialised and unused.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ def frozen_groups(patterns) -> tuple[str, ...]:
 
 @register_method("imagebind", {
     "temperature_init": 0.07, "audio_temperature": 0.05, "learn_audio_temperature": False,
-    "audio_anchor": "image", "max_logit_scale": 100.0,
+    "audio_anchor": "image", "image_text": True, "max_logit_scale": 100.0,
     "loss_impl": "dense", "chunk_size": 0})
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ImageBind(TowerMethod):
@@ -56,10 +61,12 @@ class ImageBind(TowerMethod):
     audio_anchor: 'image' (binding) or 'text' (the speech-text control).
     frozen: the groups of `GROUPS` that `optim.frozen` freezes.
     learn_audio_temperature: False keeps the audio pair's scale at its initial value.
+    image_text: False leaves the image-text pair out of the loss (module docstring).
   """
   audio_anchor: str = "image"
   frozen: tuple[str, ...] = ()
   learn_audio_temperature: bool = False
+  image_text: bool = True
   handles_frozen: ClassVar[bool] = True
 
   @classmethod
@@ -84,6 +91,10 @@ class ImageBind(TowerMethod):
     return (*super().batch_keys(block), "audio", "audio_length", *anchor)
 
   @classmethod
+  def modalities(cls, c):
+    return ("image", "text", "audio")
+
+  @classmethod
   def model_arguments(cls, c, block):
     return {"logit_scale_init": float(np.log(1.0 / block["temperature_init"])),
             "audio_tower": tower_from_config(c, "audio"),
@@ -92,12 +103,14 @@ class ImageBind(TowerMethod):
   @classmethod
   def hyperparameters(cls, c, block):
     return {"audio_anchor": block["audio_anchor"], "frozen": frozen_groups(c.optim.frozen),
-            "learn_audio_temperature": block["learn_audio_temperature"]}
+            "learn_audio_temperature": block["learn_audio_temperature"],
+            "image_text": block["image_text"]}
 
   @property
   def trains_image_text(self) -> bool:
-    """Whether the image-text pair is in the loss (not all of its groups frozen)."""
-    return set(self.frozen) != set(GROUPS)
+    """Whether the image-text pair is in the loss: asked for, and not all of its groups
+    frozen."""
+    return self.image_text and set(self.frozen) != set(GROUPS)
 
   def prepare(self, rng, batch):
     inputs = {**super().prepare(rng, batch),

@@ -124,6 +124,11 @@ class TowerMethod(Method):
     return ("image", "text", "text_mask")
 
   @classmethod
+  def modalities(cls, c: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The modalities the model of config `c` embeds (what a command may ask of it)."""
+    return ("image", "text")
+
+  @classmethod
   def model_arguments(cls, c: ml_collections.ConfigDict, block: dict[str, Any]
                       ) -> dict[str, Any]:
     """`MultimodalModel` fields beyond the image and text towers."""

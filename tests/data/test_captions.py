@@ -157,3 +157,10 @@ def test_class_prompts():
   assert prompts[5][1] == "a picture of a sandal."
   for name, class_prompts in zip(captions.CLASS_NAMES, prompts):
     assert all(word(p, name) for p in class_prompts)
+
+
+def test_a_becomes_an_before_a_vowel_only_as_a_word():
+  assert captions.a_or_an("a asymmetric coat, a dark bag") == "an asymmetric coat, a dark bag"
+  # Not inside a word ("a" ending "sofa"), not before a consonant, not twice.
+  assert captions.a_or_an("a sofa is a bag") == "a sofa is a bag"
+  assert captions.a_or_an("an ankle boot") == "an ankle boot"

@@ -3,7 +3,6 @@ and on 8 devices for image-text and image-speech, the step's loss is `decur_loss
 two views of each modality with the configured common dimensions, the views differ, and
 configs are checked."""
 
-import functools
 import re
 
 import jax
@@ -12,62 +11,24 @@ import numpy as np
 import pytest
 
 from jejax import config as config_lib
-from jejax import data, losses, parallel
+from jejax import losses
 from jejax.checks import ConfigError
-from jejax.data import to_global_array
 from jejax.methods import Setup
 from jejax.train import build
-from jejax.train.step import init_state, make_step
+from jejax.train.step import init_state
+from tests.methods.multimodal_steps import (BATCH, batches, build_method, max_change,
+                                            run_steps, tiny_multimodal_config)
 
-BATCH = 16  # 2 pairs per device on 8 devices
-STEPS = 2
 DATA = {"text": "fashion_mnist_captions", "audio": "fashion_mnist_binding"}
 
 
-@functools.lru_cache(maxsize=None)
-def _batches(name: str) -> list[dict[str, np.ndarray]]:
-  source = data.get_source(name, "train", multimodal_build="tiny")
-  return [source.get_batch(np.arange(i * BATCH, (i + 1) * BATCH)) for i in range(STEPS)]
-
-
 def small_config(tiny_config, other="text", **block):
-  c = tiny_config("decur", BATCH)
+  c = tiny_multimodal_config(tiny_config, "decur")
   c.data.name = DATA[other]
-  c.data.multimodal_build = "tiny"
   c.decur.modalities = ("image", other)
-  c.model.text.width, c.model.text.depth, c.model.text.num_heads = 16, 1, 2
-  c.model.audio.size = "nano"
-  c.optim.name, c.optim.learning_rate, c.optim.warmup_epochs = "lars", 0.5, 0.0
   for field, value in block.items():
     c.decur[field] = value
   return config_lib.validate(c)
-
-
-def build_method(c, mesh=None):
-  example = {k: v[:2] for k, v in _batches(c.data.name)[0].items()}
-  method = build.build_method(c, Setup(total_steps=10, steps_per_epoch=5,
-                                       example_batch=example, mesh=mesh))
-  optimizer, _ = build.build_optimizer(c, total_steps=10, steps_per_epoch=5)
-  return method, optimizer, example
-
-
-def run_steps(c, num_devices: int):
-  mesh = parallel.make_mesh(num_devices)
-  method, optimizer, example = build_method(c, mesh)
-  initial = jax.device_get(init_state(method, optimizer, jax.random.key(0), example))
-  state = parallel.replicate(initial, mesh)
-  step = make_step(mesh, method=method, optimizer=optimizer)
-  metrics = []
-  for batch in _batches(c.data.name):
-    state, m = step(state, to_global_array(batch, parallel.data_sharding(mesh)),
-                    jax.random.key(1))
-    metrics.append(jax.device_get(m))
-  return initial, jax.device_get(state), metrics
-
-
-def max_change(a, b) -> float:
-  return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
-             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 @pytest.mark.parametrize("other", ["text", "audio"])
@@ -94,7 +55,7 @@ def test_the_loss_is_decur_of_both_views_of_both_modalities(tiny_config, other, 
   method, optimizer, example = build_method(c)
   assert method.common_dim == common_dim  # of model.embed_dim = 16
   state = init_state(method, optimizer, jax.random.key(0), example)
-  batch = jax.tree.map(jnp.asarray, _batches(c.data.name)[0])
+  batch = jax.tree.map(jnp.asarray, batches(c.data.name)[0])
   inputs = jax.jit(method.prepare)(jax.random.key(1), batch)
   # The two views of every modality differ (images: crops; text: deleted bytes; speech:
   # a time mask), and both views of a caption keep its first and last token.
@@ -141,6 +102,6 @@ def test_config_errors_name_the_field(tiny_config, field, value, message):
 def test_batches_without_speech_are_refused(tiny_config):
   c = small_config(tiny_config, "audio")
   c.data.name = "fashion_mnist_captions"
-  example = {k: v[:2] for k, v in _batches("fashion_mnist_captions")[0].items()}
+  example = {k: v[:2] for k, v in batches("fashion_mnist_captions")[0].items()}
   with pytest.raises(ValueError, match=r"lack \['speech_image', 'audio', 'audio_length'\]"):
     build.build_method(c, Setup(total_steps=10, steps_per_epoch=5, example_batch=example))

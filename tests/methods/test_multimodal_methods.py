@@ -13,32 +13,17 @@ import numpy as np
 import pytest
 
 from jejax import config as config_lib
-from jejax import data, parallel
+from jejax import losses
 from jejax.checks import ConfigError
-from jejax.data import to_global_array
 from jejax.methods import Setup
 from jejax.train import build
-from jejax.train.step import (accumulated_loss_and_grads, init_state, loss_and_grads,
-                              make_step)
-
-BATCH = 16  # 2 pairs per device on 8 devices
-STEPS = 2
-DATA = {"clip": "fashion_mnist_captions", "siglip": "fashion_mnist_captions",
-        "imagebind": "fashion_mnist_binding"}
-
-
-@functools.lru_cache(maxsize=None)
-def _batches(name: str) -> list[dict[str, np.ndarray]]:
-  source = data.get_source(name, "train", multimodal_build="tiny")
-  return [source.get_batch(np.arange(i * BATCH, (i + 1) * BATCH)) for i in range(STEPS)]
+from jejax.train.step import accumulated_loss_and_grads, init_state, loss_and_grads
+from tests.methods.multimodal_steps import (batches, build_method, max_change, run_steps,
+                                            tiny_multimodal_config)
 
 
 def small_config(tiny_config, method: str, **block):
-  c = tiny_config(method, BATCH)
-  c.data.multimodal_build = "tiny"
-  c.model.text.width, c.model.text.depth, c.model.text.num_heads = 16, 1, 2
-  c.model.audio.size = "nano"
-  c.optim.name, c.optim.learning_rate, c.optim.warmup_epochs = "lars", 0.5, 0.0
+  c = tiny_multimodal_config(tiny_config, method)
   if method == "imagebind":  # frozen towers need pretrained ones: their own test below
     c.model.pretrained, c.optim.frozen = None, ()
   for field, value in block.items():
@@ -46,37 +31,9 @@ def small_config(tiny_config, method: str, **block):
   return config_lib.validate(c)
 
 
-def build_method(c, mesh=None):
-  example = _batches(DATA[c.method])[0]
-  example = {k: v[:2] for k, v in example.items()}
-  method = build.build_method(c, Setup(total_steps=10, steps_per_epoch=5,
-                                       example_batch=example, mesh=mesh))
-  optimizer, _ = build.build_optimizer(c, total_steps=10, steps_per_epoch=5)
-  return method, optimizer, example
-
-
-def run_steps(c, num_devices: int):
-  mesh = parallel.make_mesh(num_devices)
-  method, optimizer, example = build_method(c, mesh)
-  initial = jax.device_get(init_state(method, optimizer, jax.random.key(0), example))
-  state = parallel.replicate(initial, mesh)
-  step = make_step(mesh, method=method, optimizer=optimizer)
-  losses = []
-  for batch in _batches(DATA[c.method]):
-    state, metrics = step(state, to_global_array(batch, parallel.data_sharding(mesh)),
-                          jax.random.key(1))
-    losses.append(float(metrics["loss"]))
-  return initial, jax.device_get(state), losses
-
-
 @functools.lru_cache(maxsize=None)
 def _one_device(tiny_config, method):
   return run_steps(small_config(tiny_config, method), 1)
-
-
-def max_change(a, b) -> float:
-  return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
-             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 @pytest.mark.parametrize("method, block", [
@@ -84,9 +41,10 @@ def max_change(a, b) -> float:
     ("siglip", {"loss_impl": "ring", "chunk_size": 1}), ("imagebind", {})],
     ids=["clip", "clip-ring", "siglip-ring-chunked", "imagebind"])
 def test_one_and_eight_devices_agree(tiny_config, method, block):
-  initial, state1, losses1 = _one_device(tiny_config, method)  # dense, 1 device
-  _, state8, losses8 = run_steps(small_config(tiny_config, method, **block), 8)
-  np.testing.assert_allclose(losses8, losses1, rtol=1e-5)
+  initial, state1, metrics1 = _one_device(tiny_config, method)  # dense, 1 device
+  _, state8, metrics8 = run_steps(small_config(tiny_config, method, **block), 8)
+  np.testing.assert_allclose([m["loss"] for m in metrics8], [m["loss"] for m in metrics1],
+                             rtol=1e-5)
   assert max_change(state1.params, initial.params) > 1e-3  # the update is real
   for name in ("logit_scale", "logit_bias", "audio_logit_scale"):
     if name in initial.params and not (name == "audio_logit_scale"):
@@ -99,7 +57,7 @@ def test_one_and_eight_devices_agree(tiny_config, method, block):
 def _grads(c):
   method, optimizer, example = build_method(c)
   state = init_state(method, optimizer, jax.random.key(0), example)
-  batch = jax.tree.map(jnp.asarray, _batches(DATA[c.method])[0])
+  batch = jax.tree.map(jnp.asarray, batches(c.data.name)[0])
   inputs = jax.jit(method.prepare)(jax.random.key(1), batch)
   return method, state, inputs, jax.jit(functools.partial(loss_and_grads, method=method))(
       state, inputs)
@@ -112,6 +70,22 @@ def test_binding_logit_scales_learn_as_configured(tiny_config, learn):
   assert abs(float(result.grads["logit_scale"])) > 1e-5  # text: learnt, as CLIP's
   assert (abs(float(result.grads["audio_logit_scale"])) > 1e-5) == learn  # ImageBind: fixed
   assert float(result.metrics["audio_logit_scale"]) == pytest.approx(20.0)
+
+
+def test_binding_without_image_text_is_clip_on_the_speech_pairs(tiny_config):
+  c = small_config(tiny_config, "imagebind", image_text=False, learn_audio_temperature=True)
+  method, state, inputs, result = _grads(c)
+  outputs, _ = jax.jit(method.forward)(state.params, state.batch_stats, inputs)
+  want = losses.clip_loss(outputs["audio_anchor"], outputs["audio"], temperature=1 / 20)
+  np.testing.assert_allclose(result.loss, want, rtol=1e-5)
+  assert "loss_image_text" not in result.metrics and "image" not in outputs
+  # The text tower is left alone; the image tower and the audio scale learn.
+  moved = lambda group: any(np.any(g) for g in jax.tree.leaves(result.grads[group]))  # noqa: E731
+  assert not any(moved(group) for group in ("text_tower", "text_projection", "logit_scale"))
+  assert moved("image_tower") and moved("audio_logit_scale")
+  # Negative control: with the pair, the loss is another.
+  _, _, _, paired = _grads(small_config(tiny_config, "imagebind"))
+  assert abs(float(paired.loss) - float(result.loss)) > 1e-2
 
 
 def test_logit_scale_is_clamped_after_the_update(tiny_config):
@@ -151,15 +125,7 @@ def frozen_binding_config(tiny_config, frozen=ALL_FROZEN):
 def test_frozen_towers_stay_put(tiny_config, frozen):
   c = frozen_binding_config(tiny_config, frozen)
   c.optim.weight_decay = 0.0  # then only a gradient moves a trainable group
-  mesh = parallel.make_mesh(1)
-  method, optimizer, example = build_method(c, mesh)
-  initial = jax.device_get(init_state(method, optimizer, jax.random.key(0), example))
-  step = make_step(mesh, method=method, optimizer=optimizer)
-  state = parallel.replicate(initial, mesh)
-  for batch in _batches("fashion_mnist_binding"):
-    state, metrics = step(state, to_global_array(batch, parallel.data_sharding(mesh)),
-                          jax.random.key(1))
-  state = jax.device_get(state)
+  initial, state, metrics = run_steps(c, 1)
   groups = [p.strip("^/") for p in frozen]
   for group in groups:
     jax.tree.map(np.testing.assert_array_equal, state.params[group], initial.params[group])
@@ -170,7 +136,7 @@ def test_frozen_towers_stay_put(tiny_config, frozen):
                 "audio_projection"} - set(groups):
     assert max_change(state.params[group], initial.params[group]) > 1e-5, group
   # With image and text frozen the image-text pair is left out of the loss.
-  assert ("loss_image_text" in metrics) == (frozen != ALL_FROZEN)
+  assert ("loss_image_text" in metrics[-1]) == (frozen != ALL_FROZEN)
 
 
 @pytest.mark.parametrize("anchor, read, unread", [
