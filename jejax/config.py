@@ -219,6 +219,7 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
           f"unknown backbone; known: {', '.join(BACKBONES.names())}")
   require(c.model.dtype in DTYPES, "model.dtype", c.model.dtype,
           f"unknown compute dtype; known: {sorted(DTYPES)}")
+  _validate_backbone_blocks(c.model)
   _validate_optim(c.optim)
   e = c.eval
   require(e.every_epochs >= 0, "eval.every_epochs", e.every_epochs,
@@ -232,6 +233,16 @@ def validate(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _validate_distributed(c.distributed)
   METHODS.get(c.method).value.validate(c)
   return c
+
+
+def _validate_backbone_blocks(m: ml_collections.ConfigDict) -> None:
+  """The settings of the ConvNet and ViT blocks that their builders take as given."""
+  require(m.convnet.conv_chunk >= 0, "model.convnet.conv_chunk", m.convnet.conv_chunk,
+          "must be >= 0 (images per convolution call on the CPU; 0: the whole batch)")
+  v = m.vit
+  require(len(v.pixel_mean) == len(v.pixel_std) and all(s > 0 for s in v.pixel_std),
+          "model.vit.pixel_std", v.pixel_std,
+          f"must be positive, one per channel as pixel_mean={v.pixel_mean} has")
 
 
 def config_from_dict(values: dict[str, Any]) -> ml_collections.ConfigDict:

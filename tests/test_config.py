@@ -7,6 +7,7 @@ import re
 import pytest
 
 from jejax import config
+from jejax.checks import ConfigError
 from jejax.methods import METHODS
 from jejax.methods.views import view_recipes
 
@@ -129,3 +130,16 @@ def test_multi_crop_is_refused_for_two_view_methods_and_bad_crops():
   c.augment.small_crop_size = 40
   with pytest.raises(ValueError, match="larger than the 28 px images"):
     view_recipes(c, 28)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("convnet.conv_chunk", -1, r"config.model.convnet.conv_chunk=-1: must be >= 0"),
+    ("vit.pixel_std", (0.0,), r"config.model.vit.pixel_std=\(0.0,\): must be positive"),
+    ("vit.pixel_std", (0.3, 0.3), r"one per channel as pixel_mean=\(0.0,\)"),
+])
+def test_bad_backbone_settings_are_config_errors(field, value, message):
+  c = config.base_config()
+  block, name = field.split(".")
+  c.model[block][name] = value
+  with pytest.raises(ConfigError, match=message):
+    config.validate(c)

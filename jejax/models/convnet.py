@@ -8,7 +8,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jejax.checks import require
 from jejax.models.base import BACKBONES
 
 
@@ -76,7 +75,5 @@ def over_batch_chunks(fn, x: jax.Array, num_chunks: int) -> jax.Array:
 @BACKBONES.register("convnet", {"widths": (16, 32, 64, 256), "convs_per_stage": 1,
                                 "conv_chunk": 32})
 def _build(block, dtype) -> ConvNet:
-  require(block.get("conv_chunk", 0) >= 0, "model.convnet.conv_chunk", block.get("conv_chunk"),
-          "must be >= 0 (images per convolution call on the CPU; 0: the whole batch)")
   return ConvNet(widths=tuple(block["widths"]), convs_per_stage=block["convs_per_stage"],
                  dtype=dtype, conv_chunk=block.get("conv_chunk", 0))

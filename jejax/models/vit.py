@@ -29,7 +29,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jejax.checks import require
 from jejax.models.base import BACKBONES
 
 # name: (width, depth, heads); the MLP is 4 x width wide.
@@ -222,11 +221,7 @@ def _build(block, dtype) -> ViT:
   if block["size"] not in VIT_SIZES:
     raise ValueError(f"config.model.vit.size={block['size']!r}: unknown; known: "
                      f"{', '.join(VIT_SIZES)}")
-  pixel_mean = tuple(block.get("pixel_mean", (0.0,)))
-  pixel_std = tuple(block.get("pixel_std", (1.0,)))
-  require(len(pixel_mean) == len(pixel_std) and all(s > 0 for s in pixel_std),
-          "model.vit.pixel_std", pixel_std,
-          f"must be positive, one per channel like pixel_mean={pixel_mean}")
   return vit_from_name(f"{block['size']}/{block['patch_size']}",
                        class_token=block["class_token"], pool=block["pool"], dtype=dtype,
-                       pixel_mean=pixel_mean, pixel_std=pixel_std)
+                       pixel_mean=tuple(block.get("pixel_mean", (0.0,))),
+                       pixel_std=tuple(block.get("pixel_std", (1.0,))))

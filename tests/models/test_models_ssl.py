@@ -4,10 +4,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
-from jejax.checks import ConfigError
-from jejax.models import BACKBONES, MLP, ConvNet, Prototypes, SSLModel
+from jejax.models import MLP, ConvNet, Prototypes, SSLModel
 from jejax.models.convnet import over_batch_chunks
 
 
@@ -174,9 +172,3 @@ def test_ssl_model_without_optional_heads():
       lambda x: model.init_with_output(jax.random.key(0), x, train=False), x)
   assert set(out) == {"features", "embedding"}
   assert set(variables["params"]) == {"backbone", "projector"}
-
-
-def test_a_negative_conv_chunk_is_a_config_error():
-  with pytest.raises(ConfigError, match="conv_chunk"):
-    BACKBONES.get("convnet").value({"widths": (8,), "convs_per_stage": 1, "conv_chunk": -1},
-                                   jnp.float32)

@@ -11,8 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jejax.checks import ConfigError
-from jejax.models import BACKBONES, ViT, sincos_2d, vit_from_name
+from jejax.models import ViT, sincos_2d, vit_from_name
 from jejax.models.jepa import IJEPAModel, Predictor
 from jejax.models.mae import Decoder, MAEModel
 
@@ -322,10 +321,3 @@ def test_pixel_statistics_standardise_the_input_before_the_patch_embedding():
   np.testing.assert_allclose(standardising.apply(variables, images), by_hand,
                              rtol=1e-5, atol=1e-6)
   assert not np.allclose(plain.apply(variables, images), by_hand, atol=1e-3)
-
-
-def test_a_non_positive_pixel_std_is_a_config_error():
-  with pytest.raises(ConfigError, match="pixel_std"):
-    BACKBONES.get("vit").value({"size": "micro", "patch_size": 4, "class_token": False,
-                                "pool": "mean", "pixel_mean": (0.3,), "pixel_std": (0.0,)},
-                               jnp.float32)
