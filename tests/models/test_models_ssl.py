@@ -47,7 +47,8 @@ def test_convnet_in_batch_chunks_matches_the_whole_batch():
   statistics and gradients: BatchNorm still sees the whole batch."""
   assert jax.default_backend() == "cpu"  # chunking is on only there
   x = jnp.asarray(np.random.default_rng(0).random((12, 16, 16, 1), np.float32))
-  whole, chunked = ConvNet(widths=(8, 16)), ConvNet(widths=(8, 16), conv_chunk=4)
+  # Three convolutions: a misordering that undoes itself on a second pass still shows.
+  whole, chunked = ConvNet(widths=(4, 8, 16)), ConvNet(widths=(4, 8, 16), conv_chunk=4)
   assert chunked._num_chunks(12) == 3 and chunked._num_chunks(10) == 2  # divisors only
   variables = whole.init(jax.random.key(0), x, train=False)
 
