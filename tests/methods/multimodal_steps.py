@@ -1,13 +1,17 @@
 """What the tests of the multimodal methods (CLIP, SigLIP, binding, DeCUR) share: the tiny
-multimodal data's first batches, tiny towers, and a few train steps on a mesh of 1 or 8
-devices. The data set is the config's `data.name`, so one helper serves every pairing."""
+multimodal data's first batches, tiny towers, a few train steps on a mesh of 1 or 8
+devices, and the check that a bad config value is refused by name. The data set is the config's `data.name`, so one helper serves every pairing."""
 
 import functools
+import re
 
 import jax
 import numpy as np
+import pytest
 
+from jejax import config as config_lib
 from jejax import data, parallel
+from jejax.checks import ConfigError
 from jejax.data import to_global_array
 from jejax.methods import Setup
 from jejax.train import build
@@ -65,3 +69,13 @@ def max_change(a, b) -> float:
   """The largest absolute difference between two pytrees of one structure."""
   return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def assert_config_error(c, field: str, value, message: str) -> None:
+  """`config.validate` refuses `c` with `<block>.<name>` = `value`, naming the field and
+  saying `message`."""
+  parent, name = field.split(".")
+  c[parent][name] = value
+  with pytest.raises(ConfigError, match=re.escape(f"config.{field}=") + ".*" +
+                     re.escape(message)):
+    config_lib.validate(c)
