@@ -52,7 +52,8 @@ def parse_args() -> argparse.Namespace:
 # --- jejax -------------------------------------------------------------------------------
 
 def jejax_steps(config_path: str, batch_size: int):
-  """(views_step, full_step, config): callables that each run one step and block."""
+  """(views_step, full_step, config, parameter count): the steps run one step each and
+  block."""
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -82,12 +83,11 @@ def jejax_steps(config_path: str, batch_size: int):
   model = run.method.model
   temperature = c.simclr.temperature
   optimizer = run.optimizer
-  views = tuple(jnp.asarray(np.random.default_rng(i).random((batch_size, 28, 28, 1),
+  views = tuple(jnp.asarray(np.random.default_rng(i).random((batch_size, *run.image_shape),
                                                              dtype=np.float32))
                 for i in range(2))
   state0 = run.initial_state()
-  params, batch_stats = state0.params, state0.batch_stats
-  opt_state = optimizer.init(params)
+  params = state0.params
 
   def loss_fn(params, batch_stats, views):
     outputs, batch_stats = forward_views(model, params, batch_stats, views)
@@ -101,7 +101,7 @@ def jejax_steps(config_path: str, batch_size: int):
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), batch_stats, opt_state, loss
 
-  carry = (params, batch_stats, opt_state)
+  carry = (params, state0.batch_stats, state0.opt_state)
   num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
 
   def views_step():
