@@ -102,6 +102,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.learning_rate = 2e-3  # peak, for a batch of `base_batch_size`
   c.optim.base_batch_size = 256  # lr scales linearly with batch_size / base_batch_size
   c.optim.warmup_epochs = 0.1
+  c.optim.warmup_start_fraction = 0.0  # the rate at step 0, a fraction of the peak
   c.optim.weight_decay = 1e-5
   # Not None: weight decay rises from weight_decay to this along a cosine (I-JEPA, DINO).
   c.optim.weight_decay_end = ml_collections.FieldReference(None, field_type=float)
@@ -179,6 +180,8 @@ def _validate_optim(o: ml_collections.ConfigDict) -> None:
   if o.weight_decay_end is not None:
     require(o.weight_decay_end >= 0, "optim.weight_decay_end", o.weight_decay_end,
             "must be >= 0")
+  require(0 <= o.warmup_start_fraction <= 1, "optim.warmup_start_fraction",
+          o.warmup_start_fraction, "must lie in [0, 1]")
   require(0 < o.b2 < 1, "optim.b2", o.b2, "must lie in (0, 1)")
   for field in ("no_weight_decay", "frozen"):
     for pattern in o[field]:

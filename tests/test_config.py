@@ -39,6 +39,7 @@ def _set(c, field, value):
     ("barlow_twins.off_diagonal_weight", -0.01),
     ("log_every_steps", 0),
     ("optim.base_batch_size", 0),
+    ("optim.warmup_start_fraction", 1.5),
     ("eval.every_epochs", -1.0),
     ("moco_v2.temperature", -0.2),
     ("moco_v3.temperature", 0.0),

@@ -21,7 +21,8 @@ def build_optimizer(c: ml_collections.ConfigDict, total_steps: int,
   `weight_decay_end` when that is set."""
   o = c.optim
   peak_lr = o.learning_rate * c.batch_size / o.base_batch_size
-  schedule = optim.warmup_cosine(peak_lr, total_steps, round(o.warmup_epochs * steps_per_epoch))
+  schedule = optim.warmup_cosine(peak_lr, total_steps, round(o.warmup_epochs * steps_per_epoch),
+                                 start_fraction=o.warmup_start_fraction)
   weight_decay = (o.weight_decay if o.weight_decay_end is None else
                   optim.cosine_ramp(o.weight_decay, o.weight_decay_end, total_steps))
   tx = optim.make_optimizer(o.name, schedule, weight_decay=weight_decay, momentum=o.momentum,

@@ -53,11 +53,11 @@ def frozen_labels(params: PyTree, frozen: Sequence[str]) -> PyTree:
 
 
 def warmup_cosine(peak_lr: float, total_steps: int, warmup_steps: int,
-                  end_value: float = 0.0) -> optax.Schedule:
-  """Linear warmup from 0 to `peak_lr`, then cosine decay to `end_value` at
-  `total_steps`."""
+                  end_value: float = 0.0, start_fraction: float = 0.0) -> optax.Schedule:
+  """Linear warmup from `start_fraction` x `peak_lr` to `peak_lr`, then cosine decay to
+  `end_value` at `total_steps`."""
   return optax.warmup_cosine_decay_schedule(
-      0.0, peak_lr, warmup_steps=min(warmup_steps, max(total_steps - 1, 0)),
+      start_fraction * peak_lr, peak_lr, warmup_steps=min(warmup_steps, max(total_steps - 1, 0)),
       decay_steps=max(total_steps, 1), end_value=end_value)
 
 

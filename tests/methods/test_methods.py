@@ -110,6 +110,15 @@ def test_warmup_cosine_schedule_values():
   assert float(schedule(110)) == pytest.approx(0.0, abs=1e-7)
 
 
+def test_warmup_starts_at_its_fraction_of_the_peak():
+  # I-JEPA's reference warms up from 2e-4 to 1e-3: start_fraction 0.2.
+  schedule = optim.warmup_cosine(1e-3, total_steps=110, warmup_steps=10, start_fraction=0.2)
+  assert float(schedule(0)) == pytest.approx(2e-4)
+  assert float(schedule(5)) == pytest.approx(6e-4)  # linear: half-way from 2e-4 to 1e-3
+  assert float(schedule(10)) == pytest.approx(1e-3)
+  assert float(schedule(110)) == pytest.approx(0.0, abs=1e-10)
+
+
 def test_decay_mask_excludes_biases_and_norm_parameters():
   params = {"Conv_0": {"kernel": jnp.ones((3, 3, 1, 4))}, "Dense_0": {"bias": jnp.ones(4)},
             "BatchNorm_0": {"scale": jnp.ones(4), "bias": jnp.ones(4)}}
