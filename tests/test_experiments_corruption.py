@@ -37,7 +37,7 @@ def parsed(job: cr.Job, epochs: float = EPOCHS):
 def summary(accuracy, random_init=None, epochs=EPOCHS):
   """A finished run's summary as `run_job` returns it."""
   s = {"linear_probe_accuracy": accuracy, "wall_seconds": 100.0, "steps": 59,
-       "commits": ["abc1234"], "encoder": "vit micro/4"}
+       "train_images_per_second": 500.0, "commits": ["abc1234"], "encoder": "vit micro/4"}
   if random_init is not None:
     s["random_init_linear_probe_accuracy"] = random_init
   return s
@@ -53,6 +53,9 @@ def test_grid_is_clean_runs_then_every_cell_then_appendix_d3():
   assert jobs[0].workdir(root) == root / "byol" / "clean"
   assert jobs[4].workdir(root) == root / "byol" / "gaussian_noise_s1"
   assert jobs[-1].workdir(root) == root / "byol+noise_augmentation" / "gaussian_noise_s5"
+  clean = cr.sweep(cr.METHODS, cr.CORRUPTIONS, cr.SEVERITIES, augmented=True,
+                   clean_only=True)
+  assert clean == jobs[:4]
 
 
 @pytest.mark.parametrize("method", cr.METHODS)
@@ -175,9 +178,9 @@ def test_ordering_says_when_reconstruction_drops_more_and_when_not():
 
 def test_baseline_table_says_which_methods_beat_their_random_init():
   lines = cr.baseline_table(results(), ("byol", "mae", "dino")).splitlines()
-  assert "| byol | vit micro/4 | 0.7600 | 0.7800 | no |" in lines
-  assert "| mae | vit micro/4 | 0.8200 | 0.7800 | yes |" in lines
-  assert "| dino | - | - | - | - |" in lines
+  assert "| byol | vit micro/4 | 0.7600 | 0.7800 | no | 500 | 100 |" in lines
+  assert "| mae | vit micro/4 | 0.8200 | 0.7800 | yes | 500 | 100 |" in lines
+  assert "| dino | - | - | - | - | - | - |" in lines
 
 
 def test_the_readme_has_one_place_for_the_tables_and_the_command_is_named():
@@ -189,5 +192,8 @@ def test_the_readme_has_one_place_for_the_tables_and_the_command_is_named():
   args, _ = cr.parse_args(["--methods", "byol,mae", "--epochs", "0.5"])
   assert cr.command_line(args, defaults) == (
       "python experiments/corruption_robustness.py --methods byol,mae --epochs 0.5")
+  args, _ = cr.parse_args(["--clean-only", "--epochs", "1"])
+  assert cr.command_line(args, defaults) == (
+      "python experiments/corruption_robustness.py --epochs 1 --clean-only")
   with pytest.raises(SystemExit):
     cr.parse_args(["--methods", "byol,swav"])
