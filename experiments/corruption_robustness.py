@@ -9,9 +9,9 @@ one fixed ImageNet-C corruption (`--config.data.corruption`, `jejax.data.corrupt
 each method pretrains on the corrupted train split, and a linear probe on its frozen
 backbone is trained and tested on the corrupted splits. BYOL, DINO, I-JEPA (joint
 embedding) and MAE (reconstruction) train the same ViT-micro/4 (pixels standardised) for
-the same number of epochs (`--epochs`), each with its own `experiments/configs/<method>.py` otherwise: views,
-heads, masks, optimizer, and its pooling (MAE's class token, the others' mean over
-tokens). The config lengths given in epochs (the learning-rate warmup; DINO's teacher
+the same number of epochs (`--epochs`), each with its own `experiments/configs/<method>.py`
+otherwise: views, heads, masks, optimizer, and its pooling (MAE's class token, the
+others' mean over tokens). The config lengths given in epochs (the learning-rate warmup; DINO's teacher
 temperature warmup and frozen last layer) are scaled by (budget / the config's epochs),
 so that each keeps its share of the method's own run. One clean run per method also
 probes the encoder at its random initialisation: the baseline every row must beat.
@@ -25,7 +25,8 @@ Each run is `python -m jejax.main` in a process of its own, in
 <workdir>/<method>/<corruption>_s<severity> (<workdir>/<method>/clean). A run that has a
 summary.json is skipped and an interrupted one resumes from its checkpoint, so the
 command can be repeated until the sweep is complete; a failed run is reported and left
-out. Writes <workdir>/results.md and results.json and, unless --no-readme, the figure
+out. `--clean-only` runs only the clean runs (with their random-init probes), to see what
+a run costs at a budget and whether it beats its random init. Writes <workdir>/results.md and results.json and, unless --no-readme, the figure
 to docs/figures/corruption_robustness.png (else to <workdir>) and the tables into
 README.md between the corruption markers.
 """

@@ -62,10 +62,10 @@ def test_grid_is_clean_runs_then_every_cell_then_appendix_d3():
 def test_every_run_has_the_same_vit_and_budget_and_its_own_pooling(method):
   clean = parsed(cr.Job(method))
   noisy = parsed(cr.Job(method, "pixelate", 3))
+  mae = config_lib.load(cr.CONFIGS / "mae.py").model.vit
   for c in (clean, noisy):
     assert (c.model.backbone, c.model.vit.size, c.model.vit.patch_size) == ("vit", "micro", 4)
     # Standardised as I-JEPA's and MAE's own configs do.
-    mae = config_lib.load(cr.CONFIGS / "mae.py").model.vit
     assert (c.model.vit.pixel_mean, c.model.vit.pixel_std) == (mae.pixel_mean, mae.pixel_std)
     assert c.epochs == EPOCHS and c.eval.every_epochs == 0
   # The pooling stays the method's: MAE's class token, mean over tokens for the others.
