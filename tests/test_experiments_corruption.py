@@ -178,8 +178,8 @@ def test_ordering_says_when_reconstruction_drops_more_and_when_not():
 
 def test_baseline_table_says_which_methods_beat_their_random_init():
   lines = cr.baseline_table(results(), ("byol", "mae", "dino")).splitlines()
-  assert "| byol | vit micro/4 | 0.7600 | 0.7800 | no | 500 | 100 |" in lines
-  assert "| mae | vit micro/4 | 0.8200 | 0.7800 | yes | 500 | 100 |" in lines
+  assert "| byol | vit micro/4 | 0.7600 | 0.7800 | -2.00 | 500 | 100 |" in lines
+  assert "| mae | vit micro/4 | 0.8200 | 0.7800 | +4.00 | 500 | 100 |" in lines
   assert "| dino | - | - | - | - | - | - |" in lines
 
 
