@@ -1,6 +1,7 @@
 """What the tests of the multimodal methods (CLIP, SigLIP, binding, DeCUR) share: the tiny
 multimodal data's first batches, tiny towers, a few train steps on a mesh of 1 or 8
-devices, and the check that a bad config value is refused by name. The data set is the config's `data.name`, so one helper serves every pairing."""
+devices, and the check that a bad config value is refused by name. The data set is the
+config's `data.name`, so one helper serves every pairing."""
 
 import functools
 import re

@@ -3,7 +3,6 @@ and on 8 devices for image-text and image-speech, the step's loss is `decur_loss
 two views of each modality with the configured common dimensions, the views differ, and
 configs are checked."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
