@@ -1,6 +1,7 @@
 """Joint embedding vs reconstruction on corrupted Fashion-MNIST (arXiv 2505.12477, Table 1).
 
   python experiments/corruption_robustness.py        # the sweep, then table, figure, README
+  python experiments/corruption_robustness.py --hours 2   # start no run after 2 hours
   python experiments/corruption_robustness.py --methods byol,mae --corruptions pixelate \\
       --severities 1,5 --epochs 0.02 --workdir /tmp/corruption --no-readme
 
@@ -26,8 +27,14 @@ Each run is `python -m jejax.main` in a process of its own, in
 <workdir>/<method>/<corruption>_s<severity> (<workdir>/<method>/clean). A run that has a
 summary.json is skipped and an interrupted one resumes from its checkpoint, so the
 command can be repeated until the sweep is complete; a failed run is reported and left
-out. `--clean-only` runs only the clean runs (with their random-init probes), to see what
-a run costs at a budget and whether it beats its random init. Writes
+out. The whole sweep at the default 2.5 epochs per run takes about 7.5 hours on 2 CPU
+cores, so it runs in parts: `--hours` starts no run after that many hours, and the
+default workdir, experiments/results/corruption_robustness, is in git (only the files
+the report reads), so that the finished runs carry over to a new checkout. The budget is
+2.5 epochs because at 0.25 and 1 epoch BYOL's and DINO's clean runs do not beat their
+encoder at random initialisation (README). `--clean-only` runs only the clean runs (with
+their random-init probes), to see what a run costs at a budget and whether it beats its
+random init. Writes
 <workdir>/results.md and results.json and, unless --no-readme, the figure to
 docs/figures/corruption_robustness.png (else to <workdir>) and the tables into README.md
 between the corruption markers.
@@ -75,6 +82,9 @@ AUGMENT_NOISE_PROB = 0.5
 COLOURS = {"byol": "tab:blue", "dino": "tab:green", "ijepa": "tab:cyan", "mae": "tab:red"}
 README_MARKERS = ("<!-- corruption:start -->", "<!-- corruption:end -->")
 FIGURE = REPO / "docs" / "figures" / "corruption_robustness.png"
+# The default workdir, in git: its .gitignore keeps each finished run's summary.json,
+# config.json and corruption.log (what the report reads), not its checkpoints and plots.
+RESULTS = REPO / "experiments" / "results" / "corruption_robustness"
 
 
 class Job(NamedTuple):
@@ -98,16 +108,24 @@ class Job(NamedTuple):
 def sweep(methods: tuple[str, ...], corruptions: tuple[str, ...],
           severities: tuple[int, ...], *, augmented: bool,
           clean_only: bool = False) -> list[Job]:
-  """The clean runs first (the random-init baselines), then each corruption and severity
-  for every method, then the appendix D.3 run if asked for; only the clean runs when
-  `clean_only` (to size a budget: their costs and whether they beat random init)."""
+  """The clean runs first (the random-init baselines), then each corruption in turn, its
+  severities ends first (`ends_first`), every method at each; then the appendix D.3 run
+  if asked for. Only the clean runs when `clean_only` (to size a budget: their costs and
+  whether they beat random init)."""
   jobs = [Job(m) for m in methods]
   if clean_only:
     return jobs
-  jobs += [Job(m, c, s) for c in corruptions for s in severities for m in methods]
+  jobs += [Job(m, c, s) for c in corruptions for s in ends_first(severities) for m in methods]
   if augmented:
     jobs.append(Job(*AUGMENTED, augmented=True))
   return jobs
+
+
+def ends_first(severities: tuple[int, ...]) -> list[int]:
+  """The lowest and the highest severity, then the others: a corruption's drop is known
+  once its two ends have run, and the sweep runs in parts (`--hours`)."""
+  ends = (min(severities), max(severities))
+  return sorted(severities, key=lambda s: (s not in ends, s))
 
 
 def schedule_overrides(method: str, epochs: float) -> list[str]:
@@ -147,13 +165,18 @@ def check_budget(workdir: Path, epochs: float) -> None:
                        "this budget a --workdir of its own")
 
 
-def run_all(jobs: list[Job], root: Path, epochs: float) -> dict[Job, dict]:
-  """The summary of every job that finished, running those not yet done."""
+def run_all(jobs: list[Job], root: Path, epochs: float,
+            deadline: float = float("inf")) -> dict[Job, dict]:
+  """The summary of every job that finished, running those not yet done; none starts
+  once `time.monotonic()` has passed `deadline`."""
   for job in jobs:
     check_budget(job.workdir(root), epochs)
   summaries = {}
   for job in jobs:
     label = str(job.workdir(root).relative_to(root))
+    if time.monotonic() > deadline and not (job.workdir(root) / "summary.json").exists():
+      print(f"{label}: not started (--hours has passed)", flush=True)
+      continue
     try:
       summaries[job] = run_job(label, CONFIGS / f"{job.method}.py", job.workdir(root),
                                job_overrides(job, epochs), log_name="corruption.log")
@@ -368,14 +391,20 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, argpa
   parser.add_argument("--corruptions", type=names(CORRUPTIONS), default=CORRUPTIONS)
   parser.add_argument("--severities", default=SEVERITIES,
                       type=lambda text: tuple(int(s) for s in text.split(",")))
-  parser.add_argument("--epochs", type=float, default=0.25,
-                      help="every run's budget (default 0.25: 58 steps of 256)")
+  parser.add_argument("--epochs", type=float, default=2.5,
+                      help="every run's budget (default 2.5: 585 steps of 256, the least "
+                      "at which BYOL's and DINO's clean runs beat their random init)")
+  parser.add_argument("--hours", type=float, default=float("inf"),
+                      help="start no run after this many hours (the sweep takes several "
+                      "sittings; a run under way finishes)")
   parser.add_argument("--no-augmentation", action="store_true",
                       help="leave out the appendix D.3 run")
   parser.add_argument("--clean-only", action="store_true",
                       help="only the clean runs with their random-init probes: what a run "
                       "costs at --epochs and whether it beats random init")
-  parser.add_argument("--workdir", type=Path, default=REPO / "runs" / "corruption")
+  parser.add_argument("--workdir", type=Path, default=RESULTS,
+                      help="where the runs are (default: the repository's record of the "
+                      "finished ones, so that a new checkout resumes the sweep)")
   parser.add_argument("--no-readme", action="store_true",
                       help="leave README.md and docs/figures alone (the figure goes to "
                       "--workdir)")
@@ -387,7 +416,8 @@ def main() -> None:
   args, defaults = parse_args()
   jobs = sweep(args.methods, args.corruptions, args.severities,
                augmented=not args.no_augmentation, clean_only=args.clean_only)
-  summaries = run_all(jobs, args.workdir, args.epochs)
+  summaries = run_all(jobs, args.workdir, args.epochs,
+                      deadline=time.monotonic() + 3600 * args.hours)
   block = report(summaries, args, command_line(args, defaults))
   args.workdir.mkdir(parents=True, exist_ok=True)
   (args.workdir / "results.md").write_text(block + "\n")

@@ -4,6 +4,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,8 +48,13 @@ def test_grid_is_clean_runs_then_every_cell_then_appendix_d3():
   jobs = cr.sweep(cr.METHODS, cr.CORRUPTIONS, cr.SEVERITIES, augmented=True)
   assert len(jobs) == 4 + 4 * 3 * 3 + 1 == len(set(jobs))
   assert jobs[:4] == [cr.Job(m) for m in cr.METHODS]
+  # Each corruption in turn, severities 1 and 5 (its drop) before 3, every method at each.
+  assert [(j.corruption, j.severity) for j in jobs[4:-1:4]] == [
+      (c, s) for c in cr.CORRUPTIONS for s in (1, 5, 3)]
+  assert all({j.method for j in jobs[i:i + 4]} == set(cr.METHODS) for i in range(4, 40, 4))
   assert jobs[-1] == cr.Job("byol", "gaussian_noise", 5, augmented=True)
   assert set(cr.CORRUPTIONS) == set(CORRUPTIONS)
+  assert cr.ends_first((2, 3, 4, 1)) == [1, 4, 2, 3] and cr.ends_first((3,)) == [3]
   root = Path("/runs")
   assert jobs[0].workdir(root) == root / "byol" / "clean"
   assert jobs[4].workdir(root) == root / "byol" / "gaussian_noise_s1"
@@ -132,6 +138,32 @@ def test_finished_runs_are_skipped_and_failed_ones_left_out(tmp_path, monkeypatc
   assert list(summaries) == [done, todo]
   assert summaries[done]["linear_probe_accuracy"] == 0.7
   assert summaries[done]["commits"] == ["abc1234"]
+
+
+def test_no_run_starts_after_the_deadline_but_finished_ones_are_read(tmp_path, monkeypatch):
+  done, todo = cr.Job("mae", "pixelate", 5), cr.Job("mae", "pixelate", 1)
+  fake_run(done.workdir(tmp_path), 0.7)
+  (done.workdir(tmp_path) / "corruption.log").write_text("commit abc1234\n")
+  commands = []
+  monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: commands.append(command))
+  summaries = cr.run_all([todo, done], tmp_path, EPOCHS, deadline=time.monotonic() - 1)
+  assert commands == [] and list(summaries) == [done]
+  assert cr.parse_args(["--hours", "2"])[0].hours == 2
+  assert cr.parse_args([])[0].hours == float("inf")
+
+
+def test_the_default_workdir_keeps_in_git_what_the_report_reads_and_nothing_else():
+  assert cr.parse_args([])[0].workdir == cr.RESULTS
+  run = cr.Job("byol", "pixelate", 3).workdir(cr.RESULTS).relative_to(REPO)
+  augmented = cr.Job(*cr.AUGMENTED, augmented=True).workdir(cr.RESULTS).relative_to(REPO)
+  kept = [run / "summary.json", run / "config.json", run / "corruption.log",
+          augmented / "summary.json"]
+  left_out = [run / "metrics.jsonl", run / "training.png", run / "checkpoints" / "585",
+              run / "checkpoints" / "585" / "_METADATA",
+              cr.RESULTS.relative_to(REPO) / "results.json"]
+  ignored = subprocess.run(["git", "check-ignore", "--no-index", *map(str, kept + left_out)],
+                           cwd=REPO, capture_output=True, text=True).stdout.split()
+  assert ignored == [str(path) for path in left_out]
 
 
 def test_a_run_of_another_budget_is_refused_not_reused(tmp_path):
