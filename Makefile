@@ -47,7 +47,7 @@ run: data
 	$(PY) -m jejax.embed --workdir $(WORKDIR)
 
 test: data
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 --durations=25 tests
 
 bench: data
 	$(PY) experiments/bench.py
