@@ -28,12 +28,13 @@ Each run is `python -m jejax.main` in a process of its own, in
 summary.json is skipped and an interrupted one resumes from its checkpoint, so the
 command can be repeated until the sweep is complete; a failed run is reported and left
 out. The whole sweep at the default 2.5 epochs per run takes about 7.5 hours on 2 CPU
-cores, so it runs in parts: `--hours` starts no run after that many hours, and the
-default workdir, experiments/results/corruption_robustness, is in git (only the files
-the report reads), so that the finished runs carry over to a new checkout. The budget is
-2.5 epochs because at 0.25 and 1 epoch BYOL's and DINO's clean runs do not beat their
-encoder at random initialisation (README). `--clean-only` runs only the clean runs (with
-their random-init probes), to see what a run costs at a budget and whether it beats its
+cores (the faster of two machines measured; README), so it runs in parts: `--hours`
+starts no run after that many hours, and the default workdir,
+experiments/results/corruption_robustness, is in git (only the files the report reads),
+so that the finished runs carry over to a new checkout. The budget is 2.5 epochs
+because at 0.25 and 1 epoch BYOL's and DINO's clean runs do not beat their encoder at
+random initialisation (README). `--clean-only` runs only the clean runs (with their
+random-init probes), to see what a run costs at a budget and whether it beats its
 random init. Writes
 <workdir>/results.md and results.json and, unless --no-readme, the figure to
 docs/figures/corruption_robustness.png (else to <workdir>) and the tables into README.md
