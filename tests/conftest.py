@@ -1,8 +1,11 @@
 """Every test process sees 8 fake CPU devices, so 1-vs-8-device tests need no subprocess.
 The `tiny_config` fixture shrinks an experiment config to a test-sized model."""
 
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
 
@@ -14,6 +17,16 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
     " --xla_backend_optimization_level=1").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Every run builds its own jitted step, so tests that train several runs of one config
+# (resume, 1 vs 8 devices, the loop) compile the same program again and again. XLA's
+# persistent cache, keyed by the program and its compile options, compiles each once per
+# session. The pytest-xdist workers and the subprocesses the tests start inherit the
+# variables from the first process, so they share one directory, removed at its exit.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jejax-tests-xla-")
+  atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 EXPERIMENT_CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs"
