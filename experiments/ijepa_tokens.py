@@ -15,8 +15,8 @@ and the same encoder at its initialisation (the run's seed), both on the same im
   over tokens and images of each channel, split into the part explained by the token's
   position (the variance of the per-position means) and the rest. A predictor that can
   meet its targets from the position alone would push the first part up;
-- the linear probe on the standardised pixels, the reference point a frozen encoder's
-  features are compared with.
+- the linear probe on the pixels (standardised by the probe, as every feature), the
+  reference point a frozen encoder's features are compared with.
 
 Every probe is `jejax.eval.linear_probe` with the run's probe settings, trained on the
 first `--train-limit` train images (all by default) and tested on the whole test split.
@@ -110,14 +110,11 @@ def main() -> None:
     test_tokens, y_test = tokens(state, run.test_source, None)
     results[name] = analyse(train_tokens, y_train, test_tokens, y_test, probe=probe, knn=knn)
     print(f"{name}: {results[name]}", flush=True)
-  pixels = {split: run.train_source if split == "train" else run.test_source
-            for split in ("train", "test")}
-  train_batch = pixels["train"].get_batch(np.arange(results["train_images"]))
-  test_batch = pixels["test"].get_batch(np.arange(len(pixels["test"])))
+  train = run.train_source.get_batch(np.arange(results["train_images"]))
+  test = run.test_source.get_batch(np.arange(len(run.test_source)))
   results["pixels_probe"] = linear_probe(
-      train_batch["image"].reshape(len(train_batch["image"]), -1) / 255.0,
-      train_batch["label"], test_batch["image"].reshape(len(test_batch["image"]), -1) / 255.0,
-      test_batch["label"], **probe)["test_accuracy"]
+      train["image"].reshape(len(train["image"]), -1), train["label"],
+      test["image"].reshape(len(test["image"]), -1), test["label"], **probe)["test_accuracy"]
   results["seconds"] = round(time.perf_counter() - start, 1)
 
   rows = [("linear probe, mean-pooled tokens", "probe_mean_pooled"),
